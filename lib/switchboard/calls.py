@@ -1,0 +1,131 @@
+"""Calls: the INVITE dialogs the proxy saw start (RFC 3261 §12, §13, §15).
+
+A call is created by an initial INVITE and followed through the responses the
+proxy relays and the in-dialog requests that pass through it (Record-Route).
+Finished calls move to a bounded history, newest last.
+"""
+
+from switchboard import sdp
+
+TRYING = "trying"
+RINGING = "ringing"
+ANSWERED = "answered"
+ENDED = "ended"
+CANCELLED = "cancelled"
+FAILED = "failed"
+
+
+class Call:
+    __slots__ = ("call_id", "caller", "callee", "state", "status", "started", "answered",
+                 "ended", "last_seen", "offer", "answer", "reason")
+
+    def __init__(self, call_id, caller, callee, now):
+        self.call_id = call_id
+        self.caller = caller
+        self.callee = callee
+        self.state = TRYING
+        self.status = 0
+        self.started = now
+        self.answered = None
+        self.ended = None
+        self.last_seen = now
+        self.offer = None
+        self.answer = None
+        self.reason = ""
+
+    def duration(self, now):
+        """Seconds talking (answered to ended), 0 if never answered."""
+        if self.answered is None:
+            return 0
+        end = self.ended if self.ended is not None else now
+        return (end - self.answered) // 1000
+
+    def as_dict(self, now):
+        return {
+            "call_id": self.call_id, "caller": self.caller, "callee": self.callee,
+            "state": self.state, "status": self.status,
+            "age": (now - self.started) // 1000, "duration": self.duration(now),
+            "ended_ago": None if self.ended is None else (now - self.ended) // 1000,
+            "reason": self.reason, "offer": self.offer, "answer": self.answer,
+        }
+
+
+class Calls:
+    def __init__(self, max_calls, history_size, idle_timeout_ms, log):
+        self.max_calls = max_calls
+        self.history_size = history_size
+        self.idle_timeout = idle_timeout_ms
+        self.active = {}  # Call-ID -> Call
+        self.history = []  # finished calls, oldest first
+        self.log = log
+
+    def full(self):
+        return len(self.active) >= self.max_calls
+
+    def start(self, call_id, caller, callee, body, now):
+        if call_id in self.active or self.full():
+            return self.active.get(call_id)
+        call = Call(call_id, caller, callee, now)
+        call.offer = sdp.summary(body)
+        self.active[call_id] = call
+        self._event(call)
+        return call
+
+    def progress(self, call, status, body, now):
+        """A response relayed to the caller for the initial INVITE."""
+        call.last_seen = now
+        media = sdp.summary(body)
+        if media:
+            call.answer = media
+        if status < 200:
+            if status >= 180 and call.state == TRYING:
+                call.state = RINGING
+                self._event(call)
+        elif status < 300:
+            if call.state in (TRYING, RINGING):
+                call.state = ANSWERED
+                call.status = status
+                call.answered = now
+                self._event(call)
+        elif call.state in (TRYING, RINGING):
+            call.status = status
+            self._finish(call, CANCELLED if status == 487 else FAILED, now)
+
+    def in_dialog(self, call_id, method, body, now):
+        """A request inside a call passed through: BYE ends it, others keep it alive."""
+        call = self.active.get(call_id)
+        if call is None:
+            return
+        call.last_seen = now
+        if method == "BYE":
+            call.reason = "bye"
+            self._finish(call, ENDED, now)
+        elif method == "INVITE" and body:
+            media = sdp.summary(body)
+            if media:
+                call.offer = media
+
+    def expire(self, now):
+        """Close calls idle longer than the idle timeout (a phone vanished without BYE)."""
+        for call_id in sorted(self.active):
+            call = self.active[call_id]
+            if now - call.last_seen >= self.idle_timeout:
+                call.reason = "idle timeout"
+                self._finish(call, ENDED if call.answered is not None else FAILED, now)
+
+    def _finish(self, call, state, now):
+        call.state = state
+        call.ended = now
+        self.active.pop(call.call_id, None)
+        self.history.append(call)
+        if len(self.history) > self.history_size:
+            self.history.pop(0)
+        self._event(call)
+
+    def _event(self, call):
+        text = "call %s %s -> %s %s" % (call.call_id, call.caller, call.callee, call.state)
+        if call.state in (FAILED, CANCELLED):
+            text += " %d" % call.status
+        if call.reason:
+            text += " (%s)" % call.reason
+        self.log("info", text)

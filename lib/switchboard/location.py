@@ -1,0 +1,91 @@
+"""The location service: address-of-record to contact bindings (RFC 3261 §10.3).
+
+Each binding remembers where the REGISTER came from (honouring rport), so the
+proxy reaches a phone at the address it really sends from. Size-limited: a full
+table refuses new bindings instead of growing.
+"""
+
+
+class Binding:
+    __slots__ = ("uri", "contact", "source", "expires_at", "call_id", "cseq", "since",
+                 "user_agent", "instance", "q")
+
+    def __init__(self, uri, contact, source, expires_at, call_id, cseq, since, user_agent,
+                 instance, q):
+        self.uri = uri  # the contact URI, as the phone wrote it
+        self.contact = contact  # the whole Contact value (for the 200 OK)
+        self.source = source  # (ip, port) the REGISTER came from
+        self.expires_at = expires_at  # ms
+        self.call_id = call_id
+        self.cseq = cseq
+        self.since = since  # ms
+        self.user_agent = user_agent
+        self.instance = instance  # +sip.instance or ""
+        self.q = q
+
+
+class Location:
+    def __init__(self, max_bindings, max_per_aor):
+        self.max_bindings = max_bindings
+        self.max_per_aor = max_per_aor
+        self.table = {}  # user -> [Binding]
+        self.count = 0
+
+    def lookup(self, user, now):
+        """Live bindings of user, best q first (stable)."""
+        live = [b for b in self.table.get(user, ()) if b.expires_at > now]
+        if len(live) > 1:
+            live.sort(key=lambda b: -b.q)
+        return live
+
+    def users(self):
+        return sorted(self.table)
+
+    def find_uri(self, uri):
+        """The binding whose contact URI is uri (to reach a phone behind NAT), or None."""
+        for user in self.table:
+            for b in self.table[user]:
+                if b.uri == uri:
+                    return b
+        return None
+
+    def remove(self, user, binding):
+        bindings = self.table.get(user)
+        if bindings and binding in bindings:
+            bindings.remove(binding)
+            self.count -= 1
+            if not bindings:
+                del self.table[user]
+
+    def remove_all(self, user):
+        self.count -= len(self.table.pop(user, ()))
+
+    def add(self, user, binding):
+        """Add a binding; False when a limit is reached."""
+        bindings = self.table.get(user)
+        if bindings is None:
+            bindings = []
+        if self.count >= self.max_bindings or len(bindings) >= self.max_per_aor:
+            return False
+        bindings.append(binding)
+        self.table[user] = bindings
+        self.count += 1
+        return True
+
+    def purge(self, now):
+        """Drop expired bindings; return [(user, binding)] removed."""
+        gone = []
+        for user in sorted(self.table):
+            for b in list(self.table[user]):
+                if b.expires_at <= now:
+                    gone.append((user, b))
+                    self.remove(user, b)
+        return gone
+
+    def next_expiry(self):
+        soonest = None
+        for bindings in self.table.values():
+            for b in bindings:
+                if soonest is None or b.expires_at < soonest:
+                    soonest = b.expires_at
+        return soonest

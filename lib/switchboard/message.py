@@ -1,0 +1,469 @@
+"""SIP messages: parse one datagram, edit headers, serialise (RFC 3261 §7, §20, §25).
+
+Headers keep their original text (name, separator and value) so that a relayed
+message differs from the received one only where the proxy changes it. Folded
+continuation lines are joined with one space. Nothing here raises anything but
+ParseError for bad input.
+"""
+
+COMPACT = {
+    "a": "accept-contact", "b": "referred-by", "c": "content-type", "d": "request-disposition",
+    "e": "content-encoding", "f": "from", "i": "call-id", "j": "reject-contact", "k": "supported",
+    "l": "content-length", "m": "contact", "n": "identity-info", "o": "event", "r": "refer-to",
+    "s": "subject", "t": "to", "u": "allow-events", "v": "via", "x": "session-expires",
+    "y": "identity",
+}
+# Headers whose comma-separated values are split into separate values.
+LISTS = ("via", "contact", "route", "record-route")
+MAX_HEADERS = 80
+MAX_METHOD = 32
+TOKEN_EXTRA = "-.!%*_+`'~"
+
+
+class ParseError(Exception):
+    """Bad input. reason is a short phrase for the 400 response; message is what parsed."""
+
+    def __init__(self, reason, message=None, code=400):
+        Exception.__init__(self, reason)
+        self.reason = reason
+        self.message = message
+        self.code = code
+
+
+def is_token(text):
+    if not text:
+        return False
+    for ch in text:
+        if not ("a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch in TOKEN_EXTRA):
+            return False
+    return True
+
+
+class Message:
+    """A request (method set) or a response (status set)."""
+
+    def __init__(self):
+        self.method = None
+        self.uri = ""
+        self.status = 0
+        self.reason = ""
+        self.headers = []  # [lower-case full name, "Name: " as received, value]
+        self.body = b""
+
+    def is_request(self):
+        return self.method is not None
+
+    # header access -------------------------------------------------------
+    def get(self, name):
+        """The first line's value of a header, or None."""
+        for h in self.headers:
+            if h[0] == name:
+                return h[2]
+        return None
+
+    def values(self, name):
+        """Every value of a header, across lines; list headers split at commas."""
+        out = []
+        for h in self.headers:
+            if h[0] == name:
+                if name in LISTS:
+                    out.extend(split_commas(h[2]))
+                else:
+                    out.append(h[2])
+        return out
+
+    def add(self, name, value, first=False):
+        entry = [name.lower(), name + ": ", value]
+        if first:
+            # before the first header of the same name, or at the very top
+            for i, h in enumerate(self.headers):
+                if h[0] == entry[0]:
+                    self.headers.insert(i, entry)
+                    return
+            self.headers.insert(0, entry)
+        else:
+            self.headers.append(entry)
+
+    def set(self, name, value):
+        """Replace the first line of a header (keeping its place), drop the others."""
+        lname = name.lower()
+        found = False
+        kept = []
+        for h in self.headers:
+            if h[0] == lname:
+                if found:
+                    continue
+                found = True
+                h[2] = value
+            kept.append(h)
+        self.headers = kept
+        if not found:
+            self.add(name, value)
+
+    def remove(self, name):
+        self.headers = [h for h in self.headers if h[0] != name]
+
+    def set_first_value(self, name, value):
+        """Replace (value) or remove (None) the first value of a list header."""
+        for i, h in enumerate(self.headers):
+            if h[0] == name:
+                parts = split_commas(h[2])
+                if value is None:
+                    parts = parts[1:]
+                else:
+                    parts[0] = value
+                if parts:
+                    h[2] = ", ".join(parts)
+                else:
+                    del self.headers[i]
+                return
+
+    def first_value(self, name):
+        for h in self.headers:
+            if h[0] == name:
+                parts = split_commas(h[2])
+                return parts[0] if parts else None
+        return None
+
+    def cseq(self):
+        """(number, method) from CSeq; ParseError when malformed."""
+        value = self.get("cseq")
+        if value is None:
+            raise ParseError("Missing CSeq")
+        parts = value.split()
+        if len(parts) != 2 or not parts[0].isdigit() or len(parts[0]) > 10:
+            raise ParseError("Malformed CSeq")
+        number = int(parts[0])
+        if number >= 0x80000000:
+            raise ParseError("CSeq out of range")
+        return number, parts[1]
+
+    def copy(self):
+        m = Message()
+        m.method = self.method
+        m.uri = self.uri
+        m.status = self.status
+        m.reason = self.reason
+        m.headers = [list(h) for h in self.headers]
+        m.body = self.body
+        return m
+
+    def to_bytes(self):
+        if self.method is not None:
+            lines = [self.method + " " + self.uri + " SIP/2.0"]
+        else:
+            lines = ["SIP/2.0 %d %s" % (self.status, self.reason)]
+        has_length = False
+        for h in self.headers:
+            if h[0] == "content-length":
+                if has_length:
+                    continue
+                has_length = True
+                lines.append(h[1] + str(len(self.body)))
+            else:
+                lines.append(h[1] + h[2])
+        if not has_length:
+            lines.append("Content-Length: %d" % len(self.body))
+        lines.append("")
+        lines.append("")
+        return "\r\n".join(lines).encode() + self.body
+
+
+def split_commas(value):
+    """Split a header value at commas outside quoted strings and <...>."""
+    if '"' not in value and "<" not in value:
+        return [p.strip() for p in value.split(",") if p.strip()]
+    out = []
+    quoted = False
+    angle = False
+    start = 0
+    i = 0
+    n = len(value)
+    while i < n:
+        ch = value[i]
+        if quoted:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif ch == "<":
+            angle = True
+        elif ch == ">":
+            angle = False
+        elif ch == "," and not angle:
+            part = value[start:i].strip()
+            if part:
+                out.append(part)
+            start = i + 1
+        i += 1
+    if quoted or angle:
+        raise ParseError("Unbalanced quotes or brackets")
+    part = value[start:].strip()
+    if part:
+        out.append(part)
+    return out
+
+
+def param(params, name):
+    """Value of ;name=value in a parameter string; "" for a flag; None when absent."""
+    if not params:
+        return None
+    for item in params.split(";"):
+        eq = item.find("=")
+        key = (item if eq < 0 else item[:eq]).strip().lower()
+        if key == name:
+            return "" if eq < 0 else item[eq + 1:].strip()
+    return None
+
+
+def set_param(params, name, value):
+    """Return params with ;name=value set (value None makes a flag), replacing an old one."""
+    items = [i for i in params.split(";") if i.strip()]
+    new = name if value is None else name + "=" + value
+    for k, item in enumerate(items):
+        eq = item.find("=")
+        if (item if eq < 0 else item[:eq]).strip().lower() == name:
+            items[k] = new
+            break
+    else:
+        items.append(new)
+    return ";" + ";".join(items)
+
+
+def parse_name_addr(value):
+    """(display, uri, params) from a name-addr or addr-spec header value."""
+    value = value.strip()
+    display = ""
+    rest = value
+    if value.startswith('"'):
+        i = 1
+        while i < len(value):
+            if value[i] == "\\":
+                i += 2
+                continue
+            if value[i] == '"':
+                break
+            i += 1
+        if i >= len(value):
+            raise ParseError("Unbalanced quotes")
+        display = value[1:i]
+        rest = value[i + 1:]
+    lt = rest.find("<")
+    if lt >= 0:
+        gt = rest.find(">", lt)
+        if gt < 0:
+            raise ParseError("Unbalanced angle brackets")
+        if not display:
+            display = rest[:lt].strip()
+        uri = rest[lt + 1:gt].strip()
+        params = rest[gt + 1:].strip()
+    elif display or ">" in rest:
+        raise ParseError("Malformed address")
+    else:
+        semi = rest.find(";")
+        uri = rest if semi < 0 else rest[:semi]
+        params = "" if semi < 0 else rest[semi:]
+        uri = uri.strip()
+    if not uri or ":" not in uri:
+        raise ParseError("Malformed address")
+    return display, uri, params
+
+
+class URI:
+    """A sip:/sips: URI split into parts; other schemes keep only scheme and text."""
+
+    def __init__(self, text):
+        self.text = text
+        colon = text.find(":")
+        if colon <= 0:
+            raise ParseError("Malformed URI")
+        self.scheme = text[:colon].lower()
+        rest = text[colon + 1:]
+        self.user = ""
+        self.host = ""
+        self.port = None
+        self.params = ""
+        self.headers = ""
+        if self.scheme not in ("sip", "sips"):
+            return
+        q = rest.find("?")
+        if q >= 0:
+            self.headers = rest[q:]
+            rest = rest[:q]
+        at = rest.rfind("@")
+        if at >= 0:
+            self.user = rest[:at]
+            pw = self.user.find(":")
+            if pw >= 0:
+                self.user = self.user[:pw]
+            rest = rest[at + 1:]
+        semi = rest.find(";")
+        if semi >= 0:
+            self.params = rest[semi:]
+            rest = rest[:semi]
+        self.host, self.port = split_hostport(rest)
+
+    def param(self, name):
+        return param(self.params, name)
+
+
+def split_hostport(text):
+    """("host", port or None) from host[:port], IPv6 references in brackets."""
+    text = text.strip()
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise ParseError("Malformed IPv6 reference")
+        host = text[:end + 1]
+        rest = text[end + 1:]
+        if rest and not rest.startswith(":"):
+            raise ParseError("Malformed host")
+        port = rest[1:] if rest else ""
+    else:
+        colon = text.find(":")
+        host = text if colon < 0 else text[:colon]
+        port = "" if colon < 0 else text[colon + 1:]
+    if not host or " " in host:
+        raise ParseError("Malformed host")
+    if port:
+        if not port.isdigit() or len(port) > 5 or not 0 < int(port) < 65536:
+            raise ParseError("Malformed port")
+        return host.lower(), int(port)
+    return host.lower(), None
+
+
+class Via:
+    """One Via value: transport, sent-by host and port, parameter string."""
+
+    def __init__(self, value):
+        value = value.strip()
+        slash = value.find("/", value.find("/") + 1)
+        space = -1
+        if slash > 0:
+            i = slash + 1
+            while i < len(value) and value[i] not in " \t":
+                i += 1
+            space = i
+        if slash < 0 or space >= len(value) or not value[:3].upper() == "SIP":
+            raise ParseError("Malformed Via")
+        self.transport = value[slash + 1:space].strip().upper()
+        rest = value[space:].strip()
+        semi = rest.find(";")
+        sent_by = rest if semi < 0 else rest[:semi]
+        self.params = "" if semi < 0 else rest[semi:].replace(" ", "")
+        self.host, self.port = split_hostport(sent_by)
+        self.protocol = value[:space].replace(" ", "")
+
+    def param(self, name):
+        return param(self.params, name)
+
+    def branch(self):
+        return param(self.params, "branch") or ""
+
+    def text(self):
+        host = self.host if self.port is None else "%s:%d" % (self.host, self.port)
+        return "%s %s%s" % (self.protocol, host, self.params)
+
+
+def parse(data):
+    """Parse one datagram into a Message; ParseError (with what parsed) when malformed."""
+    end = data.find(b"\r\n\r\n")
+    skip = 4
+    if end < 0:
+        end = data.find(b"\n\n")
+        skip = 2
+        if end < 0:
+            end = len(data)
+            skip = 0
+    head = data[:end]
+    body = data[end + skip:]
+    if b"\x00" in head:
+        raise ParseError("NUL byte in headers")
+    try:
+        text = head.decode()
+    except UnicodeError:
+        text = bytes([b if b < 128 else 63 for b in head]).decode()
+        msg = _parse_head(text)
+        raise ParseError("Invalid UTF-8", msg)
+    msg = _parse_head(text)
+    length = msg.get("content-length")
+    if length is not None:
+        length = length.strip()
+        if not length.isdigit() or len(length) > 9:
+            raise ParseError("Malformed Content-Length", msg)
+        n = int(length)
+        if n > len(body):
+            raise ParseError("Content-Length larger than body", msg)
+        body = body[:n]
+    msg.body = body
+    return msg
+
+
+def _parse_head(text):
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines) and not lines[i].strip():
+        i += 1  # RFC 3261 §7.5: ignore empty lines before the start line
+    if i >= len(lines):
+        raise ParseError("Empty message")
+    msg = Message()
+    bad_start = _parse_start(msg, lines[i].rstrip("\r"))
+    headers = msg.headers
+    for line in lines[i + 1:]:
+        line = line.rstrip("\r")
+        if not line:
+            continue
+        if line[0] in " \t":
+            if not headers:
+                raise ParseError("Continuation line without header", msg)
+            headers[-1][2] = (headers[-1][2] + " " + line.strip()).strip()
+            continue
+        colon = line.find(":")
+        if colon <= 0:
+            raise ParseError("Malformed header line", msg)
+        name = line[:colon].strip()
+        if not is_token(name):
+            raise ParseError("Malformed header name", msg)
+        if len(headers) >= MAX_HEADERS:
+            raise ParseError("Too many headers", msg)
+        lname = name.lower()
+        lname = COMPACT.get(lname, lname)
+        j = colon + 1
+        while j < len(line) and line[j] in " \t":
+            j += 1
+        headers.append([lname, line[:j], line[j:].rstrip()])
+    if bad_start:
+        raise ParseError(bad_start[0], msg, bad_start[1])
+    return msg
+
+
+def _parse_start(msg, line):
+    """Fill the start line into msg; return (reason, code) when it is malformed."""
+    parts = line.split(" ")
+    if parts[0].upper().startswith("SIP/"):
+        msg.status = 999  # a response, even a broken one: never answered
+        if parts[0] != "SIP/2.0" or len(parts) < 3:
+            return "Malformed status line", 400
+        code = parts[1]
+        if len(code) != 3 or not code.isdigit() or code[0] == "0":
+            return "Malformed status code", 400
+        msg.status = int(code)
+        msg.reason = line[len(parts[0]) + len(code) + 2:]
+        return None
+    msg.method = "?"
+    if len(parts) != 3:
+        return "Malformed request line", 400
+    method, uri, version = parts
+    if len(method) > MAX_METHOD or not is_token(method):
+        return "Malformed method", 400
+    msg.method = method
+    msg.uri = uri
+    if not version.upper().startswith("SIP/"):
+        return "Malformed request line", 400
+    if version != "SIP/2.0":
+        return "Version Not Supported", 505
+    if ":" not in uri:
+        return "Malformed Request-URI", 400
+    return None

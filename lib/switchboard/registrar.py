@@ -1,0 +1,152 @@
+"""The registrar: REGISTER processing (RFC 3261 §10.3).
+
+Validates the whole request first, then applies it, so a refused REGISTER
+changes nothing. A binding is keyed by its contact URI; a contact from the same
+phone (same +sip.instance, or the same source address and contact user) that
+comes back from a new port or address replaces the old one: the binding moves.
+"""
+
+from switchboard.location import Binding
+from switchboard.message import ParseError, URI, param, parse_name_addr
+
+
+def uri_key(uri):
+    """Comparison key of a contact URI (§19.1.4, simplified: scheme, user, host, port)."""
+    try:
+        u = URI(uri)
+    except ParseError:
+        return uri
+    return "%s:%s@%s:%s" % (u.scheme, u.user, u.host, u.port or 5060)
+
+
+class Registrar:
+    def __init__(self, config, location, log):
+        self.config = config
+        self.location = location
+        self.log = log
+
+    def register(self, req, source, now):
+        """Handle a REGISTER: (status, reason, [(header, value)])."""
+        cfg = self.config
+        try:
+            to_uri = URI(parse_name_addr(req.get("to"))[1])
+        except ParseError as e:
+            return 400, e.reason, []
+        user = to_uri.user
+        if not user:
+            return 400, "Missing user in To", []
+        if cfg.users and user not in cfg.users:
+            return 404, "Not Found", []
+        call_id = req.get("call-id")
+        cseq = req.cseq()[0]
+        expires_header = req.get("expires")
+        default = cfg.reg_default_expires
+        if expires_header is not None:
+            if not expires_header.strip().isdigit():
+                return 400, "Malformed Expires", []
+            default = int(expires_header.strip()[:10])
+        contacts = req.values("contact")
+        if "*" in contacts:
+            if len(contacts) != 1 or expires_header is None or default != 0:
+                return 400, "Invalid wildcard Contact", []
+            for b in list(self.location.table.get(user, ())):
+                if b.call_id != call_id or b.cseq < cseq:
+                    self.location.remove(user, b)
+                    self.log("info", "unregister %s contact=<%s>" % (user, b.uri))
+            return self._ok(user, now)
+        # validate everything first
+        changes = []
+        for value in contacts:
+            try:
+                _, uri, params = parse_name_addr(value)
+            except ParseError as e:
+                return 400, e.reason, []
+            expires = param(params, "expires")
+            if expires is not None:
+                if not expires.isdigit():
+                    return 400, "Malformed expires parameter", []
+                expires = int(expires[:10])
+            else:
+                expires = default
+            if 0 < expires < cfg.reg_min_expires:
+                return 423, "Interval Too Brief", [("Min-Expires", str(cfg.reg_min_expires))]
+            expires = min(expires, cfg.reg_max_expires)
+            key = uri_key(uri)
+            old = self._find(user, key)
+            if old is not None and old.call_id == call_id and old.cseq >= cseq:
+                return 500, "Request Out Of Order", [("Retry-After", "1")]
+            instance = param(params, "+sip.instance") or ""
+            q = param(params, "q")
+            try:
+                q = int(float(q) * 1000) if q else 1000
+            except ValueError:
+                q = 1000
+            changes.append((uri, value, key, expires, old, instance, q))
+        # room for the new ones?
+        bindings = self.location.table.get(user, [])
+        adding = 0
+        for uri, value, key, expires, old, instance, q in changes:
+            if expires and old is None and self._moved(bindings, instance, uri, source) is None:
+                adding += 1
+        if adding and (self.location.count + adding > self.location.max_bindings
+                       or len(bindings) + adding > self.location.max_per_aor):
+            return 503, "Service Unavailable", [("Retry-After", "60")]
+        user_agent = req.get("user-agent") or ""
+        for uri, value, key, expires, old, instance, q in changes:
+            if expires == 0:
+                if old is not None:
+                    self.location.remove(user, old)
+                    self.log("info", "unregister %s contact=<%s>" % (user, uri))
+                continue
+            if old is None:
+                old = self._moved(self.location.table.get(user, []), instance, uri, source)
+                if old is not None:
+                    self.location.remove(user, old)
+                    self.log("info", "moved %s contact=<%s> -> <%s>" % (user, old.uri, uri))
+                    old = None
+            if old is None:
+                b = Binding(uri, value, source, now + expires * 1000, call_id, cseq, now,
+                            user_agent, instance, q)
+                self.location.add(user, b)
+            else:
+                b = old
+                b.contact = value
+                b.source = source
+                b.expires_at = now + expires * 1000
+                b.call_id = call_id
+                b.cseq = cseq
+                b.user_agent = user_agent
+                b.q = q
+            self.log("info", "register %s contact=<%s> source=%s:%d expires=%d"
+                     % (user, uri, source[0], source[1], expires))
+        return self._ok(user, now)
+
+    def _find(self, user, key):
+        for b in self.location.table.get(user, ()):
+            if uri_key(b.uri) == key:
+                return b
+        return None
+
+    def _moved(self, bindings, instance, uri, source):
+        """An existing binding of the same phone that this contact replaces, or None."""
+        try:
+            contact_user = URI(uri).user
+        except ParseError:
+            contact_user = ""
+        for b in bindings:
+            if instance and b.instance == instance:
+                return b
+            if not instance and not b.instance and b.source[0] == source[0]:
+                try:
+                    if URI(b.uri).user == contact_user:
+                        return b
+                except ParseError:
+                    pass
+        return None
+
+    def _ok(self, user, now):
+        headers = []
+        for b in self.location.lookup(user, now):
+            left = max(0, (b.expires_at - now) // 1000)
+            headers.append(("Contact", "<%s>;expires=%d" % (b.uri, left)))
+        return 200, "OK", headers

@@ -1,0 +1,43 @@
+"""A summary of an SDP body (RFC 4566): connection address, media port, codecs, direction."""
+
+STATIC = {"0": "PCMU", "3": "GSM", "4": "G723", "8": "PCMA", "9": "G722", "18": "G729"}
+DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+MAX_CODECS = 8
+
+
+def summary(body):
+    """dict(address, port, codecs, direction) of the first audio (or any) stream; None if no SDP."""
+    if not body or not body.startswith(b"v="):
+        return None
+    try:
+        text = body.decode()
+    except UnicodeError:
+        return None
+    address = ""
+    port = 0
+    payloads = []
+    names = {}
+    direction = "sendrecv"
+    in_media = False
+    for line in text.split("\n"):
+        line = line.strip()
+        if line.startswith("c=") and (not in_media or not address or port):
+            parts = line[2:].split()
+            if len(parts) == 3:
+                address = parts[2].split("/")[0]
+        elif line.startswith("m="):
+            if in_media:
+                break  # only the first media stream
+            in_media = True
+            parts = line[2:].split()
+            if len(parts) >= 3 and parts[1].split("/")[0].isdigit():
+                port = int(parts[1].split("/")[0])
+                payloads = parts[3:3 + MAX_CODECS]
+        elif line.startswith("a=rtpmap:"):
+            rest = line[9:].split()
+            if len(rest) == 2:
+                names[rest[0]] = rest[1].split("/")[0]
+        elif line.startswith("a=") and line[2:] in DIRECTIONS:
+            direction = line[2:]
+    codecs = [names.get(p, STATIC.get(p, p)) for p in payloads]
+    return {"address": address, "port": port, "codecs": codecs, "direction": direction}
