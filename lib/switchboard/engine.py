@@ -151,9 +151,12 @@ class Engine:
 
     def _reject(self, req, source, code, reason):
         """Answer a request that failed validation, statelessly, if its Via can be read."""
+        value = req.first_value("via")
         try:
-            via = Via(req.first_value("via"))
-        except (ParseError, TypeError, ValueError):
+            via = Via(value) if value else None
+        except ParseError:
+            via = None
+        if via is None:
             self.counters["dropped"] += 1
             return
         self.stateless_reply(req, code, reason, reply_address(via, source))

@@ -175,7 +175,7 @@ class Proxy:
 
     def _looped(self, req, prefix):
         sent_by = self.engine.sent_by
-        for value in req.values("via")[1:]:
+        for value in req.values("via"):
             if sent_by in value and ("branch=" + prefix) in value:
                 return True
         return False

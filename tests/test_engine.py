@@ -1,0 +1,350 @@
+"""The engine end to end in memory: registrar, proxy, transactions, calls (RFC 3261 §10, §16, §17)."""
+
+from flows import PROXY, Phone, first_line, new_engine, status
+from switchboard.message import parse
+
+
+class Rig:
+    def __init__(self, **overrides):
+        self.logs = []
+        self.engine = new_engine(overrides, log=lambda level, text: self.logs.append(text))
+        self.now = 1000
+
+    def send(self, phone, data, advance=10):
+        self.now += advance
+        return self.engine.receive(data, phone.addr, self.now)
+
+    def tick(self, advance):
+        self.now += advance
+        return self.engine.tick(self.now)
+
+    def call(self, caller, callee_phone, call_id, callee="1002"):
+        """INVITE from caller through to callee_phone; returns (invite, what the callee got)."""
+        invite = caller.invite(callee, call_id)
+        out = self.send(caller, invite)
+        assert [status(d) for d, _ in out][0] == 100
+        forwarded = [d for d, a in out if a == callee_phone.addr]
+        assert forwarded, out
+        return invite, forwarded[0]
+
+
+def statuses(out):
+    return [status(d) for d, _ in out]
+
+
+def test_register_then_call_answered_and_hung_up():
+    rig = Rig()
+    alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12", 5070)
+    assert statuses(rig.send(alice, alice.register())) == [200]
+    assert statuses(rig.send(bob, bob.register())) == [200]
+    invite, at_bob = rig.call(alice, bob, "c1")
+    fwd = parse(at_bob)
+    assert fwd.uri == "sip:1002@10.0.0.12:5070"
+    assert fwd.get("max-forwards") == "69"
+    assert fwd.values("record-route") == ["<sip:10.0.0.1:5060;lr>"]
+    vias = fwd.values("via")
+    assert vias[0].startswith("SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK")
+    assert "received=10.0.0.11" in vias[1] and "rport=5060" in vias[1]
+    assert fwd.body == parse(invite).body
+    out = rig.send(bob, bob.answer(at_bob, 180, "Ringing"))
+    assert out[0][1] == alice.addr and status(out[0][0]) == 180
+    assert len(parse(out[0][0]).values("via")) == 1  # our Via removed
+    assert rig.engine.snapshot(rig.now)["calls"][0]["state"] == "ringing"
+    out = rig.send(bob, bob.answer(at_bob, 200, "OK", sdp=True))
+    ok = out[0][0]
+    assert status(ok) == 200 and out[0][1] == alice.addr
+    call = rig.engine.snapshot(rig.now)["calls"][0]
+    assert call["state"] == "answered" and call["answer"]["address"] == "10.0.0.12"
+    assert call["offer"]["codecs"] == ["PCMU", "PCMA", "telephone-event"]
+    out = rig.send(alice, alice.in_dialog("ACK", ok, 1))
+    assert [(first_line(d).split()[0], a) for d, a in out] == [("ACK", bob.addr)]
+    rig.now += 5000
+    out = rig.send(alice, alice.in_dialog("BYE", ok, 2))
+    assert first_line(out[0][0]).startswith("BYE sip:1002@10.0.0.12:5070")
+    out = rig.send(bob, bob.answer(out[0][0], 200, "OK"))
+    assert statuses(out) == [200] and out[0][1] == alice.addr
+    snap = rig.engine.snapshot(rig.now)
+    assert snap["calls"] == []
+    assert snap["history"][0]["state"] == "ended" and snap["history"][0]["duration"] == 5
+    assert any("call c1 1001 -> 1002 answered" in line for line in rig.logs)
+
+
+def test_retransmitted_invite_is_absorbed_and_last_response_resent():
+    rig = Rig()
+    alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12")
+    rig.send(bob, bob.register())
+    invite, at_bob = rig.call(alice, bob, "c1")
+    out = rig.send(alice, invite)
+    assert statuses(out) == [100] and out[0][1] == alice.addr
+    rig.send(bob, bob.answer(at_bob, 180, "Ringing"))
+    assert statuses(rig.send(alice, invite)) == [180]
+    assert rig.engine.counters["retransmitted"] == 2
+
+
+def test_client_transaction_retransmits_then_times_out_with_408():
+    rig = Rig()
+    alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12")
+    rig.send(bob, bob.register())
+    invite, at_bob = rig.call(alice, bob, "c1")
+    resent = []
+    for _ in range(200):  # Timer A doubles from 500 ms; Timer B gives up at 32 s
+        for data, dest in rig.tick(250):
+            resent.append((first_line(data), dest))
+    invites = [r for r in resent if r[0].startswith("INVITE")]
+    assert 5 <= len(invites) <= 7 and invites[0][1] == bob.addr
+    assert ("SIP/2.0 408 Request Timeout", alice.addr) in resent
+
+
+def test_non_invite_timeout_and_retransmission_cap():
+    rig = Rig()
+    alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12")
+    rig.send(bob, bob.register())
+    msg = alice.request("MESSAGE", "sip:1002@10.0.0.1", "<sip:1002@10.0.0.1>", "m1", 1,
+                        ["Content-Type: text/plain"])
+    out = rig.send(alice, msg)
+    assert [a for _, a in out] == [bob.addr]  # no 100 for non-INVITE
+    times = []
+    for _ in range(400):
+        for data, dest in rig.tick(100):
+            times.append((rig.now, first_line(data)))
+    sends = [t for t, line in times if line.startswith("MESSAGE")]
+    gaps = [b - a for a, b in zip(sends, sends[1:])]
+    assert max(gaps) <= 4000 + 100  # Timer E capped at T2
+    assert any(line == "SIP/2.0 408 Request Timeout" for _, line in times)
+
+
+def test_forking_first_2xx_wins_and_other_branch_cancelled():
+    rig = Rig()
+    alice = Phone("1001", "10.0.0.11")
+    desk, soft = Phone("1002", "10.0.0.12"), Phone("1002", "10.0.0.22")
+    rig.send(desk, desk.register())
+    rig.send(soft, soft.register())
+    out = rig.send(alice, alice.invite("1002", "fork"))
+    branches = {a: d for d, a in out if a != alice.addr}
+    assert set(branches) == {desk.addr, soft.addr}
+    rig.send(desk, desk.answer(branches[desk.addr], 180, "Ringing", tag="d"))
+    rig.send(soft, soft.answer(branches[soft.addr], 180, "Ringing", tag="s"))
+    out = rig.send(soft, soft.answer(branches[soft.addr], 200, "OK", tag="s", sdp=True))
+    kinds = [(first_line(d), a) for d, a in out]
+    assert ("SIP/2.0 200 OK", alice.addr) in kinds
+    cancels = [a for line, a in kinds if line.startswith("CANCEL")]
+    assert cancels == [desk.addr]
+    cancel = [d for d, a in out if a == desk.addr][0]
+    assert parse(cancel).values("via")[0] == parse(branches[desk.addr]).values("via")[0]
+    rig.send(desk, desk.answer(cancel, 200, "OK"))
+    out = rig.send(desk, desk.answer(branches[desk.addr], 487, "Request Terminated", tag="d"))
+    assert [(first_line(d).split()[0], a) for d, a in out] == [("ACK", desk.addr)]
+
+
+def test_forking_all_fail_relays_best_response():
+    rig = Rig()
+    alice = Phone("1001", "10.0.0.11")
+    a, b = Phone("1002", "10.0.0.12"), Phone("1002", "10.0.0.22")
+    rig.send(a, a.register())
+    rig.send(b, b.register())
+    out = rig.send(alice, alice.invite("1002", "fork"))
+    branches = {addr: d for d, addr in out if addr != alice.addr}
+    out = rig.send(a, a.answer(branches[a.addr], 503, "Service Unavailable", tag="a"))
+    assert all(addr != alice.addr for _, addr in out)  # waits for the other branch
+    out = rig.send(b, b.answer(branches[b.addr], 486, "Busy Here", tag="b"))
+    assert (486, alice.addr) in [(status(d), addr) for d, addr in out]
+
+
+def test_cancel_before_provisional_waits_for_it():
+    rig = Rig()
+    alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12")
+    rig.send(bob, bob.register())
+    invite, at_bob = rig.call(alice, bob, "c1")
+    out = rig.send(alice, alice.cancel(invite))
+    assert [(status(d), a) for d, a in out] == [(200, alice.addr)]  # nothing to bob yet (§9.1)
+    out = rig.send(bob, bob.answer(at_bob, 180, "Ringing"))
+    assert [first_line(d).split()[0] for d, a in out if a == bob.addr] == ["CANCEL"]
+
+
+def test_cancel_unknown_transaction_481():
+    rig = Rig()
+    alice = Phone("1001", "10.0.0.11")
+    out = rig.send(alice, alice.cancel(alice.invite("1002", "nothing")))
+    assert statuses(out) == [481]
+
+
+def test_2xx_retransmission_relayed_statelessly():
+    rig = Rig()
+    alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12")
+    rig.send(bob, bob.register())
+    invite, at_bob = rig.call(alice, bob, "c1")
+    ok = bob.answer(at_bob, 200, "OK", sdp=True)
+    assert statuses(rig.send(bob, ok)) == [200]
+    out = rig.send(bob, ok, advance=500)
+    assert [(status(d), a) for d, a in out] == [(200, alice.addr)]
+
+
+def test_max_forwards_zero_gets_483_and_loop_gets_482():
+    rig = Rig()
+    alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12")
+    rig.send(bob, bob.register())
+    invite = alice.invite("1002", "hops").replace(b"Max-Forwards: 70", b"Max-Forwards: 0")
+    assert statuses(rig.send(alice, invite))[-1] == 483
+    invite, at_bob = rig.call(alice, bob, "loop")
+    # another proxy sends our forwarded request back with the Request-URI it had when it first
+    # reached us: a loop (§16.3 step 4), not a spiral
+    looped = at_bob.replace(b"INVITE sip:1002@10.0.0.12:5060", b"INVITE sip:1002@10.0.0.1", 1)
+    looped = looped.replace(b"\r\nVia:", b"\r\nVia: SIP/2.0/UDP 10.0.0.99;branch=z9hG4bKo\r\nVia:", 1)
+    out = rig.engine.receive(looped, ("10.0.0.99", 5060), rig.now + 5)
+    assert statuses(out) == [100, 482]
+    # a spiral (new Request-URI) is forwarded
+    spiral = at_bob.replace(b"\r\nVia:", b"\r\nVia: SIP/2.0/UDP 10.0.0.99;branch=z9hG4bKp\r\nVia:", 1)
+    out = rig.engine.receive(spiral, ("10.0.0.99", 5060), rig.now + 6)
+    assert statuses(out) == [100, 0]
+
+
+def test_requests_to_the_server_itself():
+    rig = Rig()
+    alice = Phone("1001", "10.0.0.11")
+    opts = alice.request("OPTIONS", "sip:10.0.0.1", "<sip:10.0.0.1>", "o1", 1)
+    out = rig.send(alice, opts)
+    assert statuses(out) == [200]
+    assert "INVITE" in parse(out[0][0]).get("allow")
+    sub = alice.request("SUBSCRIBE", "sip:10.0.0.1", "<sip:10.0.0.1>", "s1", 1)
+    assert statuses(rig.send(alice, sub)) == [405]
+
+
+def test_keepalive_pong():
+    rig = Rig()
+    alice = Phone("1001", "10.0.0.11")
+    assert rig.send(alice, b"\r\n\r\n") == [(b"\r\n", alice.addr)]
+    assert rig.send(alice, b"\r\n") == []
+
+
+def test_in_dialog_request_to_phone_behind_nat_uses_registered_source():
+    rig = Rig()
+    alice = Phone("1001", "10.0.0.11")
+    bob = Phone("1002", "10.0.0.12", 5070)
+    contact = "<sip:1002@192.168.9.9:5060>"  # what the phone thinks its address is
+    rig.send(bob, bob.register(contact=contact))
+    out = rig.send(alice, alice.invite("1002", "nat"))
+    assert out[-1][1] == bob.addr
+    bye = alice.request("BYE", "sip:1002@192.168.9.9:5060", "<sip:1002@10.0.0.1>;tag=x", "nat", 2,
+                        ["Route: <sip:10.0.0.1:5060;lr>"])
+    out = rig.send(alice, bye)
+    assert out[-1][1] == bob.addr
+
+
+def test_bad_requests_get_400_with_reason_and_nothing_raises():
+    rig = Rig()
+    alice = Phone("1001", "10.0.0.11")
+    cases = {
+        b"Call-ID: x1\r\n": "Missing Call-ID",
+        b"CSeq: 1 REGISTER\r\n": "CSeq method does not match",
+    }
+    for remove, reason in cases.items():
+        reg = alice.register()
+        if reason.startswith("Missing"):
+            reg = reg.replace(b"Call-ID: reg-1001\r\n", b"")
+        else:
+            reg = reg.replace(b"REGISTER sip:", b"OPTIONS sip:", 1)
+        out = rig.send(alice, reg)
+        assert [first_line(d) for d, _ in out] == ["SIP/2.0 400 " + reason]
+    broken = b"INVITE sip:1002@10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.11;branch=z9hG4bKx\r\n" \
+             b"From: <sip:1001@x>;tag=1\r\nTo: \"unbalanced <sip:1002@x>\r\nCall-ID: b\r\n" \
+             b"CSeq: 1 INVITE\r\n\r\n"
+    out = rig.send(alice, broken)
+    assert first_line(out[0][0]) == "SIP/2.0 400 Unbalanced quotes"
+    assert rig.send(alice, b"garbage without via\r\n\r\n") == []
+    assert rig.send(alice, b"SIP/2.0 200 OK\r\nVia: nonsense\r\n\r\n") == []
+    assert rig.send(alice, b"X" * 5000) == []
+    assert rig.engine.counters["oversize"] == 1
+    assert rig.engine.counters["internal_errors"] == 0
+    assert rig.engine.counters["parse_errors"] >= 3
+
+
+def test_version_505():
+    rig = Rig()
+    alice = Phone("1001", "10.0.0.11")
+    reg = alice.register().replace(b" SIP/2.0\r\n", b" SIP/3.0\r\n", 1)
+    assert first_line(rig.send(alice, reg)[0][0]) == "SIP/2.0 505 Version Not Supported"
+
+
+def test_transaction_table_full_answers_503():
+    rig = Rig(MAX_TRANSACTIONS=4)
+    alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12")
+    rig.send(bob, bob.register())
+    got = []
+    for i in range(4):
+        got.append(statuses(rig.send(alice, alice.invite("1002", "t%d" % i))))
+    assert got[0] == [100, 0]
+    assert [503] in got
+    assert rig.engine.txns.busy() <= 4
+
+
+def test_calls_table_full_answers_503():
+    rig = Rig(MAX_CALLS=1)
+    alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12")
+    rig.send(bob, bob.register())
+    rig.call(alice, bob, "first")
+    out = rig.send(alice, alice.invite("1002", "second"))
+    assert statuses(out) == [100, 503]
+    assert parse(out[1][0]).get("retry-after")
+
+
+def test_call_without_bye_closed_after_idle_timeout():
+    rig = Rig(CALL_IDLE_TIMEOUT=60)
+    alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12")
+    rig.send(bob, bob.register())
+    invite, at_bob = rig.call(alice, bob, "gone")
+    ok = rig.send(bob, bob.answer(at_bob, 200, "OK", sdp=True))[0][0]
+    rig.send(alice, alice.in_dialog("ACK", ok, 1))
+    rig.tick(30000)
+    assert rig.engine.snapshot(rig.now)["calls"][0]["state"] == "answered"
+    rig.tick(31000)
+    snap = rig.engine.snapshot(rig.now)
+    assert snap["calls"] == [] and snap["history"][0]["reason"] == "idle timeout"
+
+
+def test_history_is_bounded_newest_first():
+    rig = Rig(CALL_HISTORY=3)
+    alice = Phone("1001", "10.0.0.11")
+    for i in range(5):
+        invite = alice.invite("9999", "h%d" % i)
+        out = rig.send(alice, invite)
+        rig.send(alice, alice.ack(invite, out[-1][0]))
+    history = rig.engine.snapshot(rig.now)["history"]
+    assert [c["call_id"] for c in history] == ["h4", "h3", "h2"]
+    assert history[0]["state"] == "failed" and history[0]["status"] == 404
+
+
+def test_engine_never_raises_on_internal_error():
+    rig = Rig()
+    alice = Phone("1001", "10.0.0.11")
+
+    def boom(*args):
+        raise RuntimeError("bug")
+
+    rig.engine.registrar.register = boom
+    assert rig.send(alice, alice.register()) == []
+    assert rig.engine.counters["internal_errors"] == 1
+    assert any("internal error" in line for line in rig.logs)
+
+
+def test_auth_hook_runs_before_registrar():
+    rig = Rig()
+    alice = Phone("1001", "10.0.0.11")
+    seen = []
+
+    def auth(engine, req, source, now):
+        seen.append(req.method)
+        return 401, "Unauthorized", [("WWW-Authenticate", 'Digest realm="x", nonce="n"')]
+
+    rig.engine.auth = auth
+    out = rig.send(alice, alice.register())
+    assert statuses(out) == [401] and seen == ["REGISTER"]
+    assert rig.engine.location.count == 0
+
+
+def test_snapshot_is_a_copy():
+    rig = Rig()
+    alice = Phone("1001", "10.0.0.11")
+    rig.send(alice, alice.register())
+    snap = rig.engine.snapshot(rig.now)
+    snap["registrations"].clear()
+    assert rig.engine.snapshot(rig.now)["registrations"][0]["aor"] == "sip:1001@%s" % PROXY[0]
