@@ -7,12 +7,8 @@ that knows which of the two it is on.
 
 import sys
 
-try:
-    import board  # noqa: F401  (CircuitPython, or a test's stand-in)
-
-    ON_BOARD = True
-except ImportError:
-    ON_BOARD = False
+# A board runs CircuitPython; tests drive board_main() directly with stand-in modules.
+ON_BOARD = sys.implementation.name == "circuitpython"
 
 
 def host_settings(path):
@@ -81,14 +77,38 @@ def host_main():
     except OSError as e:
         log("error", "cannot open SIP port %s:%d: %s" % (config.sip_host, config.sip_port, e))
         return 1
+    dashboard = None
+    try:
+        from switchboard.http import Dashboard
+    except ImportError as e:
+        log("warning", "dashboard off: %s (install it with: pip install -r requirements.txt)" % e)
+        config.http_port = 0
+    if config.http_port:
+        web = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
+
+        def netinfo():
+            return {"ip": config.sip_address, "netmask": None, "gateway": None, "mac": None,
+                    "dhcp": None, "link": True, "mode": "host"}
+
+        try:
+            dashboard = Dashboard(app, socket, config.http_host, config.http_port, web,
+                                  config.dashboard_password, netinfo, {"reason": "host start"})
+        except (OSError, RuntimeError) as e:
+            log("error", "cannot open dashboard port %s:%d: %s"
+                % (config.http_host, config.http_port, e))
+            return 1
+        app.services.append(dashboard)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     sip_sock = app.sip.sock
 
     def idle(ms):
+        watch = [sip_sock]
+        if dashboard is not None and dashboard.server._sock is not None:
+            watch.append(dashboard.server._sock)
         try:
-            select.select([sip_sock], [], [], min(ms, 50) / 1000)
-        except InterruptedError:
+            select.select(watch, [], [], min(ms, 50) / 1000)
+        except (InterruptedError, ValueError, OSError):
             pass
 
     where = "%s:%d" % (config.sip_address, config.sip_port)
@@ -99,6 +119,9 @@ def host_main():
         write("Users: %s" % ", ".join(sorted(config.users)))
     else:
         write("Users: any extension may register (set SIP_USERS to restrict)")
+    if dashboard is not None:
+        shown = config.sip_address if config.http_host in ("", "0.0.0.0") else config.http_host
+        write("Dashboard: http://%s:%d/" % (shown, config.http_port))
     write("Switchboard ready")
     try:
         app.run(lambda: not stopping, idle)

@@ -27,6 +27,7 @@ STRINGS = (
     ("SIP_USERS", ""),
     ("HTTP_HOST", "0.0.0.0"),
     ("LOG_LEVEL", "info"),
+    ("DASHBOARD_PASSWORD", ""),
 )
 
 

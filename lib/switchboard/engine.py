@@ -321,9 +321,9 @@ class Engine:
             self.counters["answered_4xx"] += 1
 
     # state for the dashboard -----------------------------------------------
-    def snapshot(self, now):
-        """Registrations, calls, history, counters and limits as plain data (read-only copy)."""
-        registrations = []
+    def registrations(self, now):
+        """Every address-of-record with its live contacts, as plain data."""
+        out = []
         for user in self.location.users():
             contacts = []
             for b in self.location.lookup(user, now):
@@ -333,18 +333,30 @@ class Engine:
                     "registered_for": (now - b.since) // 1000,
                 })
             if contacts:
-                registrations.append({"aor": "sip:%s@%s" % (user, self.domain), "user": user,
-                                      "contacts": contacts})
+                out.append({"aor": "sip:%s@%s" % (user, self.domain), "user": user,
+                            "contacts": contacts})
+        return out
+
+    def active_calls(self, now):
+        """Calls in progress, oldest first."""
         calls = [self.calls.active[k].as_dict(now) for k in sorted(self.calls.active)]
         calls.sort(key=lambda c: -c["age"])
-        history = [c.as_dict(now) for c in reversed(self.calls.history)]
+        return calls
+
+    def call_history(self, now):
+        """Finished calls, newest first."""
+        return [c.as_dict(now) for c in reversed(self.calls.history)]
+
+    def table_use(self):
+        return {"bindings": self.location.count, "transactions": self.txns.busy(),
+                "calls": len(self.calls.active), "history": len(self.calls.history)}
+
+    def snapshot(self, now):
+        """Registrations, calls, history, counters and limits as plain data (read-only copy)."""
         counters = {}
         for name in COUNTERS:
             counters[name] = self.counters[name]
-        use = {
-            "bindings": self.location.count, "transactions": self.txns.busy(),
-            "calls": len(self.calls.active), "history": len(self.calls.history),
-        }
-        return {"registrations": registrations, "calls": calls, "history": history,
-                "counters": counters, "limits": self.config.limits(), "use": use,
+        return {"registrations": self.registrations(now), "calls": self.active_calls(now),
+                "history": self.call_history(now), "counters": counters,
+                "limits": self.config.limits(), "use": self.table_use(),
                 "address": self.sent_by, "domain": self.domain}

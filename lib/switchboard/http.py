@@ -1,0 +1,267 @@
+"""The dashboard and JSON API on adafruit_httpserver, polled from the main loop.
+
+adafruit_httpserver handles a whole request inside poll() and waits on slow
+clients; DashboardServer bounds that: a request must arrive whole within
+REQUEST_BUDGET_MS and fit in MAX_REQUEST bytes, or the client gets 408/431 and
+is dropped, so SIP never waits long behind HTTP. A malformed request gets 400. A
+listener that fails is started again.
+"""
+
+from adafruit_httpserver import GET, JSONResponse, Request, Response, Route, Server
+from adafruit_httpserver.authentication import Basic, check_authentication
+
+from switchboard import VERSION
+from switchboard.engine import COUNTERS
+
+REQUEST_BUDGET_MS = 150  # longest one HTTP request may hold the loop while arriving
+SOCKET_TIMEOUT = 0.05  # seconds per receive call
+MAX_REQUEST = 2048  # bytes of request line and headers
+SECURITY = {
+    "Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'; "
+                               "script-src 'unsafe-inline'; img-src data:",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+API_HEADERS = {"Cache-Control": "no-store"}
+ERRORS = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large"}
+
+
+def _raw_reply(sock, code):
+    text = ERRORS[code]
+    body = "%d %s\n" % (code, text)
+    head = "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n" \
+           "Connection: close\r\n\r\n" % (code, text, len(body))
+    try:
+        sock.send((head + body).encode())
+    except OSError:
+        pass
+
+
+class DashboardServer(Server):
+    """adafruit_httpserver's Server with a time and size budget per request."""
+
+    def __init__(self, pool, clock):
+        Server.__init__(self, pool, None)
+        self.clock = clock
+        self.socket_timeout = SOCKET_TIMEOUT
+        self.request_buffer_size = 512
+        self.refused = 0
+
+    def _read_head(self, sock):
+        """(request head, 0), or (what came, HTTP error code) when over budget."""
+        data = b""
+        deadline = self.clock.now() + REQUEST_BUDGET_MS
+        while b"\r\n\r\n" not in data:
+            if len(data) > MAX_REQUEST:
+                return data, 431
+            if self.clock.now() >= deadline:
+                return data, 408 if data else 0
+            try:
+                n = sock.recv_into(self._buffer, len(self._buffer))
+            except OSError:
+                continue  # this receive timed out: go on until the deadline
+            if not n:
+                return data, 400 if data else 0  # the client closed early
+            data += self._buffer[:n]
+        return data, 0
+
+    def _receive_request(self, sock, client_address):
+        data, code = self._read_head(sock)
+        if not data:
+            return None
+        request = None
+        if not code:
+            try:
+                request = Request(self, sock, client_address, data)
+                if not request.path.startswith("/"):
+                    code = 400
+            except (ValueError, UnicodeError, IndexError, KeyError):
+                code = 400
+        if code:
+            self.refused += 1
+            _raw_reply(sock, code)
+            return None
+        request.body = b""  # the API takes no bodies
+        return request
+
+
+class Dashboard:
+    """The HTTP service: routes, rendering, and the upkeep of the listener."""
+
+    def __init__(self, app, pool, host, port, web_dir="web", password="", netinfo=None,
+                 boot=None):
+        self.app = app
+        self.engine = app.engine
+        self.clock = app.clock
+        self.log = app.log
+        self.host = host
+        self.port = port
+        self.web_dir = web_dir
+        self.netinfo = netinfo or (lambda: {})
+        self.boot = boot or {}
+        self.auth = [Basic("admin", password)] if password else []
+        self.failed_logins = 0
+        self.restarts = 0
+        self.errors = 0
+        server = self.server = DashboardServer(pool, self.clock)
+        server.headers = SECURITY
+        server.add_routes([
+            Route("/", GET, self.page),
+            Route("/api/status", GET, self.api_status),
+            Route("/api/registrations", GET, self.api_registrations),
+            Route("/api/calls", GET, self.api_calls),
+            Route("/api/history", GET, self.api_history),
+            Route("/api/state", GET, self.api_state),
+        ])
+        server.start(host, port)
+
+    def poll(self, now):
+        try:
+            self.server.poll()
+        except OSError as e:
+            self.errors += 1
+            self.log("warning", "dashboard: listener failed (%r); starting it again" % (e,))
+            self.restart()
+        except Exception as e:  # a bad request must never stop the loop
+            self.errors += 1
+            self.log("warning", "dashboard: request failed: %r" % (e,))
+
+    def restart(self):
+        self.restarts += 1
+        try:
+            self.server.stop()
+        except Exception:
+            pass
+        try:
+            self.server.start(self.host, self.port)
+        except Exception as e:
+            self.log("error", "dashboard: cannot listen on %s:%d: %r" % (self.host, self.port, e))
+
+    # access ------------------------------------------------------------------
+    def _denied(self, request):
+        if not self.auth or check_authentication(request, self.auth):
+            return None
+        self.failed_logins += 1
+        return Response(request, "Authentication required\n", status=(401, "Unauthorized"),
+                        headers={"WWW-Authenticate": 'Basic realm="Switchboard", charset="UTF-8"'})
+
+    def _json(self, request, data):
+        return self._denied(request) or JSONResponse(request, data, headers=API_HEADERS)
+
+    # API ---------------------------------------------------------------------
+    def status(self, now):
+        eng = self.engine
+        counters = {}
+        for name in COUNTERS:
+            counters[name] = eng.counters[name]
+        counters["http_refused"] = self.server.refused
+        counters["http_errors"] = self.errors
+        counters["http_restarts"] = self.restarts
+        use = eng.table_use()
+        limits = eng.config.limits()
+        return {
+            "name": "Switchboard", "version": VERSION, "uptime": now // 1000,
+            "sip": eng.sent_by, "domain": eng.domain, "network": self.netinfo(),
+            "heap_free": heap_free(), "boot": self.boot,
+            "tables": {k: {"use": use[k], "limit": limits[k]} for k in use},
+            "limits": limits,
+            "counters": counters,
+        }
+
+    def api_status(self, request):
+        return self._json(request, self.status(self.clock.now()))
+
+    def api_registrations(self, request):
+        return self._json(request, self.engine.registrations(self.clock.now()))
+
+    def api_calls(self, request):
+        return self._json(request, self.engine.active_calls(self.clock.now()))
+
+    def api_history(self, request):
+        return self._json(request, self.engine.call_history(self.clock.now()))
+
+    def api_state(self, request):
+        now = self.clock.now()
+        return self._json(request, {
+            "status": self.status(now), "registrations": self.engine.registrations(now),
+            "calls": self.engine.active_calls(now), "history": self.engine.call_history(now),
+        })
+
+    # page ----------------------------------------------------------------------
+    def page(self, request):
+        denied = self._denied(request)
+        if denied:
+            return denied
+        now = self.clock.now()
+        try:
+            with open(self.web_dir + "/index.html") as f:
+                template = f.read()
+        except OSError:
+            return Response(request, "web/index.html is missing\n", status=(500, "Error"))
+        parts = {
+            "registrations": render_registrations(self.engine.registrations(now)),
+            "calls": render_calls(self.engine.active_calls(now)),
+            "history": render_history(self.engine.call_history(now)),
+            "health": render_health(self.status(now)),
+        }
+        for key in parts:
+            template = template.replace("<!--@%s-->" % key, parts[key])
+        return Response(request, template, content_type="text/html; charset=utf-8",
+                        headers=API_HEADERS)
+
+
+def heap_free():
+    try:
+        import gc
+
+        return gc.mem_free()  # CircuitPython and MicroPython only
+    except (ImportError, AttributeError):
+        return None
+
+
+def escape(text):
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;").replace("'", "&#39;"))
+
+
+def media(m):
+    if not m:
+        return ""
+    return "%s:%s %s %s" % (m["address"], m["port"], "/".join(m["codecs"]), m["direction"])
+
+
+def row(cells):
+    return "<tr>" + "".join("<td>%s</td>" % escape(c) for c in cells) + "</tr>"
+
+
+def render_registrations(regs):
+    rows = []
+    for reg in regs:
+        for c in reg["contacts"]:
+            rows.append(row((reg["user"], c["uri"], c["source"], c["user_agent"],
+                             "%ds" % c["expires_in"])))
+    return "".join(rows) or '<tr><td colspan="5">No phone registered</td></tr>'
+
+
+def render_calls(calls):
+    rows = [row((c["caller"], c["callee"], c["state"], "%ds" % c["duration"],
+                 media(c["offer"]), media(c["answer"]))) for c in calls]
+    return "".join(rows) or '<tr><td colspan="6">No active call</td></tr>'
+
+
+def render_history(calls):
+    rows = [row((c["caller"], c["callee"], c["state"], c["status"] or "", "%ds" % c["duration"],
+                 "%ds ago" % c["ended_ago"])) for c in calls]
+    return "".join(rows) or '<tr><td colspan="6">No call yet</td></tr>'
+
+
+def render_health(status):
+    net = status["network"]
+    items = [("IP", net.get("ip") or "-"), ("MAC", net.get("mac") or "-"),
+             ("Free heap", "n/a" if status["heap_free"] is None else
+              "%d KB" % (status["heap_free"] // 1024))]
+    for name in status["tables"]:
+        t = status["tables"][name]
+        items.append((name, "%d / %d" % (t["use"], t["limit"])))
+    return "".join("<div><dt>%s</dt><dd>%s</dd></div>" % (escape(k), escape(v)) for k, v in items)
