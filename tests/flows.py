@@ -26,10 +26,11 @@ def new_engine(overrides=None, seed=7, log=None):
 class Phone:
     """A minimal user agent that writes RFC 3261 requests and answers."""
 
-    def __init__(self, user, ip, port=5060):
+    def __init__(self, user, ip, port=5060, domain=PROXY[0]):
         self.user = user
         self.ip = ip
         self.port = port
+        self.domain = domain  # the proxy's host[:port], as the phone is configured
         self.n = 0
 
     @property
@@ -50,7 +51,7 @@ class Phone:
             "%s %s SIP/2.0" % (method, uri),
             "Via: SIP/2.0/UDP %s:%d;branch=%s;rport" % (self.ip, self.port, branch),
             "Max-Forwards: 70",
-            "From: <sip:%s@%s>;tag=%s" % (self.user, PROXY[0], from_tag or "t" + self.user),
+            "From: <sip:%s@%s>;tag=%s" % (self.user, self.domain, from_tag or "t" + self.user),
             "To: %s" % to,
             "Call-ID: %s" % call_id,
             "CSeq: %d %s" % (cseq, method),
@@ -62,15 +63,15 @@ class Phone:
         return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
 
     def register(self, expires=3600, call_id=None, cseq=1, contact=None):
-        aor = "<sip:%s@%s>" % (self.user, PROXY[0])
-        return self.request("REGISTER", "sip:%s" % PROXY[0], aor, call_id or "reg-" + self.user,
+        aor = "<sip:%s@%s>" % (self.user, self.domain)
+        return self.request("REGISTER", "sip:%s" % self.domain, aor, call_id or "reg-" + self.user,
                             cseq, ["Contact: %s" % (contact or self.contact()),
                                    "Expires: %d" % expires])
 
     def invite(self, callee, call_id, cseq=1):
         body = SDP % (self.ip, self.ip, 4000 + int(self.user[-1]) * 2)
-        return self.request("INVITE", "sip:%s@%s" % (callee, PROXY[0]),
-                            "<sip:%s@%s>" % (callee, PROXY[0]), call_id, cseq,
+        return self.request("INVITE", "sip:%s@%s" % (callee, self.domain),
+                            "<sip:%s@%s>" % (callee, self.domain), call_id, cseq,
                             ["Contact: %s" % self.contact()], body)
 
     def cancel(self, invite):

@@ -48,9 +48,9 @@ class HostMode:
         self.lines = []
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(ROOT, "code.py")],
-            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, bufsize=1,
+            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0,
         )
+        self._partial = b""
         try:
             self.wait_for(READY, timeout=15)
         except Exception:
@@ -62,17 +62,20 @@ class HostMode:
         return (self.host, self.sip_port)
 
     def read_available(self, timeout=0.0):
-        """Collect output lines that arrive within timeout seconds."""
+        """Collect output lines that arrive within timeout seconds (raw reads: no buffering)."""
         end = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
         while True:
             left = max(0.0, end - time.monotonic())
-            ready, _, _ = select.select([self.proc.stdout], [], [], left)
+            ready, _, _ = select.select([fd], [], [], left)
             if not ready:
                 return
-            line = self.proc.stdout.readline()
-            if not line:
+            chunk = os.read(fd, 65536)
+            if not chunk:
                 return
-            self.lines.append(line.rstrip("\n"))
+            data = self._partial + chunk
+            *lines, self._partial = data.split(b"\n")
+            self.lines.extend(line.decode(errors="replace").rstrip("\r") for line in lines)
             if time.monotonic() >= end:
                 return
 

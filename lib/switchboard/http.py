@@ -66,6 +66,18 @@ class DashboardServer(Server):
             data += self._buffer[:n]
         return data, 0
 
+    def _drain(self, sock):
+        """Read what the client already sent (bounded), so closing does not reset the answer."""
+        deadline = self.clock.now() + REQUEST_BUDGET_MS
+        for _ in range(32):
+            if self.clock.now() >= deadline:
+                return
+            try:
+                if not sock.recv_into(self._buffer, len(self._buffer)):
+                    return
+            except OSError:
+                return
+
     def _receive_request(self, sock, client_address):
         data, code = self._read_head(sock)
         if not data:
@@ -80,6 +92,8 @@ class DashboardServer(Server):
                 code = 400
         if code:
             self.refused += 1
+            if code == 431:
+                self._drain(sock)
             _raw_reply(sock, code)
             return None
         request.body = b""  # the API takes no bodies
