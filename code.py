@@ -73,7 +73,7 @@ def host_main():
     for error in config.errors:
         log("warning", "settings: " + error)
     try:
-        app = App(config, socket, clock, log, int.from_bytes(os.urandom(3), "big"))
+        app = App(config, socket, clock, log, os.urandom(16))
     except OSError as e:
         log("error", "cannot open SIP port %s:%d: %s" % (config.sip_host, config.sip_port, e))
         return 1
@@ -116,7 +116,7 @@ def host_main():
     write("SIP: UDP %s:%d; point phones at sip:%s (registrar and outbound proxy), domain %s"
           % (config.sip_host, config.sip_port, where, app.engine.domain))
     if config.users:
-        write("Users: %s" % ", ".join(sorted(config.users)))
+        write("Users: %s; authentication: %s" % (", ".join(sorted(config.users)), config.sip_auth))
     else:
         write("Users: any extension may register (set SIP_USERS to restrict)")
     if dashboard is not None:

@@ -8,7 +8,7 @@ compares the two interpreters' transcripts; tests/test_engine.py uses Phone.
 
 from switchboard.config import Config
 from switchboard.engine import Engine
-from switchboard.message import URI, parse, parse_name_addr, param
+from switchboard.message import URI, param, parse, parse_name_addr
 
 PROXY = ("10.0.0.1", 5060)
 SDP = "v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 0 8 101\r\n" \
@@ -205,7 +205,7 @@ def run(emit):
     to_carol = out[-1][0]
     send(carol, carol.answer(to_carol, 180, "Ringing"))
     out = tick(engine.config.timer_c * 1000)
-    for datagram, dest in out:
+    for datagram, _ in out:
         if first_line(datagram).startswith("CANCEL"):
             send(carol, carol.answer(datagram, 200, "OK"))
     out = send(carol, carol.answer(to_carol, 487, "Request Terminated"))

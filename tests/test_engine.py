@@ -1,6 +1,7 @@
-"""The engine end to end in memory: registrar, proxy, transactions, calls (RFC 3261 §10, §16, §17)."""
+"""The engine in memory: registrar, proxy, transactions, calls (RFC 3261 §10, §16, §17)."""
 
 from flows import PROXY, Phone, first_line, new_engine, status
+
 from switchboard.message import parse
 
 
@@ -105,7 +106,7 @@ def test_non_invite_timeout_and_retransmission_cap():
     assert [a for _, a in out] == [bob.addr]  # no 100 for non-INVITE
     times = []
     for _ in range(400):
-        for data, dest in rig.tick(100):
+        for data, _ in rig.tick(100):
             times.append((rig.now, first_line(data)))
     sends = [t for t, line in times if line.startswith("MESSAGE")]
     gaps = [b - a for a, b in zip(sends, sends[1:])]
@@ -189,11 +190,12 @@ def test_max_forwards_zero_gets_483_and_loop_gets_482():
     # another proxy sends our forwarded request back with the Request-URI it had when it first
     # reached us: a loop (§16.3 step 4), not a spiral
     looped = at_bob.replace(b"INVITE sip:1002@10.0.0.12:5060", b"INVITE sip:1002@10.0.0.1", 1)
-    looped = looped.replace(b"\r\nVia:", b"\r\nVia: SIP/2.0/UDP 10.0.0.99;branch=z9hG4bKo\r\nVia:", 1)
+    other = b"\r\nVia: SIP/2.0/UDP 10.0.0.99;branch=z9hG4bKo\r\nVia:"
+    looped = looped.replace(b"\r\nVia:", other, 1)
     out = rig.engine.receive(looped, ("10.0.0.99", 5060), rig.now + 5)
     assert statuses(out) == [100, 482]
     # a spiral (new Request-URI) is forwarded
-    spiral = at_bob.replace(b"\r\nVia:", b"\r\nVia: SIP/2.0/UDP 10.0.0.99;branch=z9hG4bKp\r\nVia:", 1)
+    spiral = at_bob.replace(b"\r\nVia:", other.replace(b"bKo", b"bKp"), 1)
     out = rig.engine.receive(spiral, ("10.0.0.99", 5060), rig.now + 6)
     assert statuses(out) == [100, 0]
 
@@ -233,11 +235,7 @@ def test_in_dialog_request_to_phone_behind_nat_uses_registered_source():
 def test_bad_requests_get_400_with_reason_and_nothing_raises():
     rig = Rig()
     alice = Phone("1001", "10.0.0.11")
-    cases = {
-        b"Call-ID: x1\r\n": "Missing Call-ID",
-        b"CSeq: 1 REGISTER\r\n": "CSeq method does not match",
-    }
-    for remove, reason in cases.items():
+    for reason in ("Missing Call-ID", "CSeq method does not match"):
         reg = alice.register()
         if reason.startswith("Missing"):
             reg = reg.replace(b"Call-ID: reg-1001\r\n", b"")

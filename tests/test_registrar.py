@@ -1,6 +1,7 @@
 """REGISTER handling (RFC 3261 §10.3) through the engine."""
 
 from flows import Phone, new_engine, status
+
 from switchboard.message import parse
 
 

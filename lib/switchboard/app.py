@@ -6,6 +6,7 @@ socket pool, the clock and an idle function (select() on a host, a short sleep
 or nothing on a board); code.py is the only place that knows which.
 """
 
+from switchboard.auth import Auth
 from switchboard.engine import Engine
 from switchboard.udp import UDPEndpoint
 
@@ -13,11 +14,14 @@ BURST = 16  # datagrams handled per step before timers and HTTP get a turn
 
 
 class App:
-    def __init__(self, config, pool, clock, log, seed=0):
+    def __init__(self, config, pool, clock, log, secret):
         self.config = config
         self.clock = clock
         self.log = log
+        seed = secret[0] << 16 | secret[1] << 8 | secret[2]
         self.engine = Engine(config, seed, log)
+        if config.sip_auth != "off":
+            self.engine.auth = Auth(config, secret)
         self.sip = UDPEndpoint(pool, config.sip_host, config.sip_port, config.max_message_size,
                                log)
         self.services = []  # objects with poll(now): the dashboard, DHCP upkeep, watchdog

@@ -28,6 +28,7 @@ STRINGS = (
     ("HTTP_HOST", "0.0.0.0"),
     ("LOG_LEVEL", "info"),
     ("DASHBOARD_PASSWORD", ""),
+    ("SIP_AUTH", ""),
 )
 
 
@@ -58,6 +59,13 @@ class Config:
             self.errors.append("REG_MIN_EXPIRES is above REG_MAX_EXPIRES; using defaults")
             self.reg_min_expires, self.reg_max_expires = 60, 7200
         self.users = parse_users(self.sip_users)
+        auth = self.sip_auth.lower()
+        if auth not in ("", "off", "register", "all"):
+            self.errors.append("SIP_AUTH=%r is not off, register or all" % self.sip_auth)
+            auth = ""
+        if not auth:
+            auth = "register" if any(self.users.values()) else "off"
+        self.sip_auth = auth
         if not self.sip_address and self.sip_host not in ("", "0.0.0.0"):
             self.sip_address = self.sip_host
 

@@ -11,12 +11,24 @@ from switchboard import VERSION
 from switchboard.calls import Calls
 from switchboard.location import Location
 from switchboard.message import (
-    URI, Message, ParseError, Via, param, parse, parse_name_addr, set_param,
+    URI,
+    Message,
+    ParseError,
+    Via,
+    param,
+    parse,
+    parse_name_addr,
+    set_param,
 )
 from switchboard.proxy import Proxy, fnv, is_ip, reply_address
 from switchboard.registrar import Registrar
 from switchboard.transaction import (
-    COMPLETED, LINGER, T1, ServerTransaction, TransactionTable, server_key,
+    COMPLETED,
+    LINGER,
+    T1,
+    ServerTransaction,
+    TransactionTable,
+    server_key,
 )
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, PRACK, UPDATE, INFO, MESSAGE, " \
@@ -91,7 +103,8 @@ class Engine:
             self._receive(data, source, now)
         except Exception as e:  # never raise out of the engine: count and drop
             self.counters["internal_errors"] += 1
-            self.log("error", "internal error on datagram from %s:%s: %r" % (source[0], source[1], e))
+            self.log("error", "internal error on datagram from %s:%s: %r"
+                     % (source[0], source[1], e))
         self.out = []
         return out
 

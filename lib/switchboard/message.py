@@ -386,7 +386,7 @@ def parse(data):
     except UnicodeError:
         text = bytes([b if b < 128 else 63 for b in head]).decode()
         msg = _parse_head(text)
-        raise ParseError("Invalid UTF-8", msg)
+        raise ParseError("Invalid UTF-8", msg) from None
     msg = _parse_head(text)
     length = msg.get("content-length")
     if length is not None:

@@ -8,11 +8,24 @@ the best final response is relayed when every branch has finished.
 """
 
 from switchboard.message import (
-    URI, Message, ParseError, Via, param, parse_name_addr, split_commas,
+    URI,
+    Message,
+    ParseError,
+    Via,
+    param,
+    parse_name_addr,
+    split_commas,
 )
 from switchboard.transaction import (
-    COMPLETED, CONFIRMED, LINGER, PROCEEDING, T2, T4, TRYING,
-    ClientTransaction, ServerTransaction,
+    COMPLETED,
+    CONFIRMED,
+    LINGER,
+    PROCEEDING,
+    T2,
+    T4,
+    TRYING,
+    ClientTransaction,
+    ServerTransaction,
 )
 
 # Methods that create a dialog: the proxy records its route in them.

@@ -7,7 +7,7 @@ comes back from a new port or address replaces the old one: the binding moves.
 """
 
 from switchboard.location import Binding
-from switchboard.message import ParseError, URI, param, parse_name_addr
+from switchboard.message import URI, ParseError, param, parse_name_addr
 
 
 def uri_key(uri):
@@ -85,14 +85,14 @@ class Registrar:
         # room for the new ones?
         bindings = self.location.table.get(user, [])
         adding = 0
-        for uri, value, key, expires, old, instance, q in changes:
+        for uri, _, _, expires, old, instance, _ in changes:
             if expires and old is None and self._moved(bindings, instance, uri, source) is None:
                 adding += 1
         if adding and (self.location.count + adding > self.location.max_bindings
                        or len(bindings) + adding > self.location.max_per_aor):
             return 503, "Service Unavailable", [("Retry-After", "60")]
         user_agent = req.get("user-agent") or ""
-        for uri, value, key, expires, old, instance, q in changes:
+        for uri, value, _, expires, old, instance, q in changes:
             if expires == 0:
                 if old is not None:
                     self.location.remove(user, old)

@@ -1,0 +1,283 @@
+"""Digest authentication (RFC 3261 §22, RFC 7616, RFC 8760) with stateless nonces.
+
+Passwords become HA1 values at start and are not kept. A nonce is a timestamp
+with an HMAC over it under a per-boot secret, so any nonce we issued can be
+checked without a table; nonce counts are remembered (bounded) so a captured
+Authorization cannot be replayed. Sources that keep failing are refused for a
+while.
+"""
+
+from switchboard.message import URI, ParseError, parse_name_addr
+
+try:
+    import hashlib
+except ImportError:  # some boards have no hashlib at all
+    hashlib = None
+
+NONCE_LIFETIME = 300  # seconds before a nonce is stale
+MAX_NONCES = 64  # nonce counts remembered
+MAX_FAILING = 32  # sources with recent failures remembered
+FAILURES_BEFORE_BLOCK = 5
+BLOCK_MS = 60000
+ALGORITHMS = (("SHA-256", "sha256"), ("MD5", "md5"))
+
+
+def hasher(name):
+    """A hashlib-style constructor for md5/sha256, from hashlib or adafruit_hashlib."""
+    if hashlib is not None:
+        make = getattr(hashlib, name, None)
+        if make is not None:
+            try:
+                make(b"")
+                return make
+            except (ValueError, OSError):
+                pass
+    try:
+        import adafruit_hashlib
+    except ImportError:
+        return None
+    return getattr(adafruit_hashlib, name, None)
+
+
+def hexdigest(make, text):
+    data = text.encode() if isinstance(text, str) else text
+    h = make(data)
+    digest = h.digest()
+    return "".join("%02x" % b for b in digest)
+
+
+def hmac(make, key, msg):
+    """HMAC (RFC 2104) built from the hash alone: boards have no hmac module."""
+    if len(key) > 64:
+        key = make(key).digest()
+    key = key + b"\x00" * (64 - len(key))
+    inner = make(bytes([b ^ 0x36 for b in key]) + msg).digest()
+    return make(bytes([b ^ 0x5C for b in key]) + inner).digest()
+
+
+def parse_credentials(value):
+    """The parameters of a Digest Authorization header as a dict, or None."""
+    value = value.strip()
+    if value[:7].lower() != "digest ":
+        return None
+    out = {}
+    rest = value[7:]
+    i = 0
+    n = len(rest)
+    while i < n:
+        while i < n and rest[i] in " ,\t":
+            i += 1
+        eq = rest.find("=", i)
+        if eq < 0:
+            break
+        name = rest[i:eq].strip().lower()
+        i = eq + 1
+        if i < n and rest[i] == '"':
+            end = rest.find('"', i + 1)
+            if end < 0:
+                return None
+            out[name] = rest[i + 1:end]
+            i = end + 1
+        else:
+            end = rest.find(",", i)
+            end = n if end < 0 else end
+            out[name] = rest[i:end].strip()
+            i = end
+    return out
+
+
+class Auth:
+    """The engine's auth hook: None to let a request through, or the answer to send."""
+
+    def __init__(self, config, secret):
+        self.mode = config.sip_auth
+        self.realm = config.sip_domain or config.sip_address or "switchboard"
+        self.secret = secret  # bytes, per boot
+        self.algorithms = []
+        for label, name in ALGORITHMS:
+            make = hasher(name)
+            if make is not None:
+                self.algorithms.append((label, make))
+        self.ha1 = {}  # (user, algorithm label) -> HA1
+        for user in config.users:
+            password = config.users[user]
+            if password:
+                for label, make in self.algorithms:
+                    self.ha1[(user, label)] = hexdigest(make, "%s:%s:%s" % (user, self.realm,
+                                                                           password))
+            config.users[user] = ""  # the password itself is not kept
+        self.protected = set(u for u, _ in self.ha1)
+        self.counts = {}  # nonce -> highest nc seen
+        self.order = []  # nonces in the order seen, for eviction
+        self.failing = {}  # source ip -> [failures, blocked until ms]
+        self.stats = {"challenged": 0, "accepted": 0, "rejected": 0, "replayed": 0,
+                      "blocked": 0}
+        self.key_hash = self.algorithms[0][1] if self.algorithms else None
+        self.serial = 0
+
+    def limits(self):
+        return {"nonces": (len(self.counts), MAX_NONCES),
+                "failing_sources": (len(self.failing), MAX_FAILING)}
+
+    # the hook ------------------------------------------------------------
+    def __call__(self, engine, req, source, now):
+        if self.mode == "off" or not self.protected or self.key_hash is None:
+            return None
+        method = req.method
+        if method == "REGISTER":
+            user = _user(req.get("to"))
+            header, challenge, code = "authorization", "WWW-Authenticate", 401
+        elif self.mode == "all" and method not in ("ACK", "CANCEL", "BYE", "PRACK") \
+                and not _has_to_tag(req):
+            user = _user(req.get("from"))
+            header, challenge, code = "proxy-authorization", "Proxy-Authenticate", 407
+        else:
+            return None
+        if user not in self.protected:
+            return None  # users without a password, or strangers (the registrar says 404)
+        ip = source[0]
+        entry = self.failing.get(ip)
+        if entry is not None and entry[1] > now:
+            self.stats["blocked"] += 1
+            return 403, "Forbidden (too many failed attempts)", []
+        result = self.check(req, header, user, now)
+        if result == "ok":
+            self.stats["accepted"] += 1
+            if entry is not None:
+                del self.failing[ip]
+            return None
+        if result in ("wrong", "replay"):
+            self._failed(ip, now)
+        reason = "Unauthorized" if code == 401 else "Proxy Authentication Required"
+        self.stats["challenged"] += 1
+        return code, reason, self.challenges(challenge, now, result == "stale")
+
+    def challenges(self, header, now, stale):
+        nonce = self.nonce(now)
+        out = []
+        for label, _ in self.algorithms:
+            value = 'Digest realm="%s", nonce="%s", algorithm=%s, qop="auth"' % (
+                self.realm, nonce, label)
+            if stale:
+                value += ", stale=true"
+            out.append((header, value))
+        return out
+
+    def nonce(self, now, serial=None):
+        """issued-second.serial.MAC: unique per challenge, checkable without a table."""
+        if serial is None:
+            self.serial += 1
+            serial = self.serial
+        stamp = "%x.%x" % (now // 1000, serial)
+        mac = hmac(self.key_hash, self.secret, stamp.encode())
+        return stamp + "." + "".join("%02x" % b for b in mac[:12])
+
+    def nonce_age(self, nonce, now):
+        """Seconds since we issued nonce, or None if we did not issue it."""
+        parts = nonce.split(".")
+        if len(parts) != 3 or len(parts[0]) > 10 or len(parts[1]) > 10:
+            return None
+        try:
+            issued = int(parts[0], 16)
+            serial = int(parts[1], 16)
+        except ValueError:
+            return None
+        if self.nonce(issued * 1000, serial) != nonce:
+            return None
+        return now // 1000 - issued
+
+    def check(self, req, header, user, now):
+        """ok, none (no credentials), stale, wrong or replay."""
+        creds = None
+        for value in req.values(header):
+            c = parse_credentials(value)
+            if c is not None and c.get("realm") == self.realm:
+                creds = c
+                break
+        if creds is None:
+            return "none"
+        label = creds.get("algorithm", "MD5").upper()
+        make = None
+        for name, m in self.algorithms:
+            if name == label:
+                make = m
+        if make is None or creds.get("username") != user:
+            return "wrong"
+        nonce = creds.get("nonce", "")
+        age = self.nonce_age(nonce, now)
+        if age is None:
+            return "stale"  # not ours (an old boot's): ask again
+        if age > NONCE_LIFETIME or age < 0:
+            return "stale"
+        if not _same_uri(creds.get("uri", ""), req.uri):
+            return "wrong"
+        ha1 = self.ha1.get((user, label))
+        ha2 = hexdigest(make, "%s:%s" % (req.method, creds.get("uri", "")))
+        qop = creds.get("qop")
+        if qop:
+            if qop != "auth":
+                return "wrong"
+            nc = creds.get("nc", "")
+            cnonce = creds.get("cnonce", "")
+            try:
+                count = int(nc, 16)
+            except ValueError:
+                return "wrong"
+            expected = hexdigest(make, "%s:%s:%s:%s:%s:%s" % (ha1, nonce, nc, cnonce, qop, ha2))
+        else:
+            count = None
+            expected = hexdigest(make, "%s:%s:%s" % (ha1, nonce, ha2))
+        if creds.get("response", "").lower() != expected:
+            return "wrong"
+        seen = self.counts.get(nonce)
+        if seen is not None and (count is None or count <= seen):
+            self.stats["replayed"] += 1
+            return "replay"
+        self._remember(nonce, count or 0)
+        return "ok"
+
+    def _remember(self, nonce, count):
+        if nonce not in self.counts:
+            self.order.append(nonce)
+            if len(self.order) > MAX_NONCES:
+                self.counts.pop(self.order.pop(0), None)
+        self.counts[nonce] = count
+
+    def _failed(self, ip, now):
+        self.stats["rejected"] += 1
+        entry = self.failing.get(ip)
+        if entry is None:
+            if len(self.failing) >= MAX_FAILING:
+                oldest = None
+                for k in self.failing:
+                    if oldest is None or self.failing[k][1] < self.failing[oldest][1]:
+                        oldest = k
+                del self.failing[oldest]
+            entry = self.failing[ip] = [0, 0]
+        entry[0] += 1
+        if entry[0] >= FAILURES_BEFORE_BLOCK:
+            entry[0] = 0
+            entry[1] = now + BLOCK_MS
+
+
+def _user(value):
+    try:
+        return URI(parse_name_addr(value)[1]).user
+    except (ParseError, TypeError):
+        return ""
+
+
+def _has_to_tag(req):
+    value = req.get("to") or ""
+    return ";tag=" in value.replace(" ", "").lower()
+
+
+def _same_uri(a, b):
+    if a == b:
+        return True
+    try:
+        ua, ub = URI(a), URI(b)
+    except ParseError:
+        return False
+    return (ua.scheme, ua.user, ua.host, ua.port or 5060) == (ub.scheme, ub.user, ub.host,
+                                                              ub.port or 5060)
