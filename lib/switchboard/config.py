@@ -19,6 +19,10 @@ INTEGERS = (
     ("TIMER_C", 180, 1, 3600),
     ("CALL_IDLE_TIMEOUT", 10800, 10, 604800),
     ("MAX_MESSAGE_SIZE", 4096, 512, 65535),
+    ("RATE_LIMIT", 50, 0, 1000000),
+    ("RATE_BURST", 100, 1, 1000000),
+    ("RATE_BLOCK", 60, 1, 86400),
+    ("MAX_SOURCES", 64, 4, 100000),
 )
 STRINGS = (
     ("SIP_HOST", "0.0.0.0"),
@@ -74,6 +78,7 @@ class Config:
             "bindings": self.max_bindings, "contacts_per_aor": self.max_contacts_per_aor,
             "transactions": self.max_transactions, "calls": self.max_calls,
             "history": self.call_history, "message_size": self.max_message_size,
+            "sources": self.max_sources,
         }
 
 

@@ -21,6 +21,7 @@ from switchboard.message import (
     set_param,
 )
 from switchboard.proxy import Proxy, fnv, is_ip, reply_address
+from switchboard.ratelimit import RateLimit
 from switchboard.registrar import Registrar
 from switchboard.transaction import (
     COMPLETED,
@@ -35,7 +36,8 @@ ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, PRACK, UPDATE, INFO, MESSA
         "SUBSCRIBE, NOTIFY, REFER, PUBLISH"
 SERVER = "Switchboard/" + VERSION
 COUNTERS = ("received", "sent", "requests", "responses", "parse_errors", "dropped", "oversize",
-            "retransmitted", "answered_4xx", "answered_5xx", "internal_errors", "keepalives")
+            "retransmitted", "answered_4xx", "answered_5xx", "internal_errors", "keepalives",
+            "rate_limited")
 REQUIRED = (("from", "From"), ("to", "To"), ("call-id", "Call-ID"), ("cseq", "CSeq"))
 
 
@@ -57,6 +59,10 @@ class Engine:
         self.calls = Calls(config.max_calls, config.call_history, config.call_idle_timeout * 1000,
                            self.log)
         self.txns = TransactionTable(config.max_transactions)
+        self.ratelimit = None
+        if config.rate_limit:
+            self.ratelimit = RateLimit(config.rate_limit, config.rate_burst,
+                                       config.rate_block * 1000, config.max_sources)
         self.proxy = Proxy(self)
         self.auth = None  # hook: auth(engine, request, source, now) -> None or (code, reason, hdrs)
         self.out = []
@@ -99,6 +105,9 @@ class Engine:
     def receive(self, data, source, now):
         out = self.out = []
         self.counters["received"] += 1
+        if self.ratelimit is not None and not self.ratelimit.allow(source[0], now):
+            self.counters["rate_limited"] += 1
+            return out
         try:
             self._receive(data, source, now)
         except Exception as e:  # never raise out of the engine: count and drop
@@ -361,8 +370,29 @@ class Engine:
         return [c.as_dict(now) for c in reversed(self.calls.history)]
 
     def table_use(self):
-        return {"bindings": self.location.count, "transactions": self.txns.busy(),
-                "calls": len(self.calls.active), "history": len(self.calls.history)}
+        use = {"bindings": self.location.count, "transactions": self.txns.busy(),
+               "calls": len(self.calls.active), "history": len(self.calls.history)}
+        if self.ratelimit is not None:
+            use["sources"] = len(self.ratelimit.sources)
+        return use
+
+    def tables(self):
+        """Every bounded table: {name: {"use": n, "limit": n}}."""
+        limits = self.config.limits()
+        out = {}
+        use = self.table_use()
+        for name in use:
+            out[name] = {"use": use[name], "limit": limits[name]}
+        if self.auth is not None and hasattr(self.auth, "limits"):
+            extra = self.auth.limits()
+            for name in extra:
+                out[name] = {"use": extra[name][0], "limit": extra[name][1]}
+        return out
+
+    def blocked_sources(self, now):
+        if self.ratelimit is None:
+            return []
+        return [{"address": ip, "seconds_left": left} for ip, left in self.ratelimit.blocked(now)]
 
     def snapshot(self, now):
         """Registrations, calls, history, counters and limits as plain data (read-only copy)."""

@@ -172,14 +172,14 @@ class Dashboard:
         counters["http_refused"] = self.server.refused
         counters["http_errors"] = self.errors
         counters["http_restarts"] = self.restarts
-        use = eng.table_use()
         limits = eng.config.limits()
         return {
             "name": "Switchboard", "version": VERSION, "uptime": now // 1000,
             "sip": eng.sent_by, "domain": eng.domain, "network": self.netinfo(),
             "heap_free": heap_free(), "boot": self.boot,
-            "tables": {k: {"use": use[k], "limit": limits[k]} for k in use},
-            "limits": limits,
+            "tables": eng.tables(), "limits": limits,
+            "blocked_sources": eng.blocked_sources(now),
+            "auth": eng.auth.stats if eng.auth is not None else None,
             "counters": counters,
         }
 
