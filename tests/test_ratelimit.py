@@ -1,6 +1,7 @@
 """Per-source token buckets before parsing."""
 
 from flows import Phone, new_engine, status
+
 from switchboard.ratelimit import BLOCK_AFTER, RateLimit
 
 
