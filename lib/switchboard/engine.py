@@ -38,6 +38,8 @@ SERVER = "Switchboard/" + VERSION
 COUNTERS = ("received", "sent", "requests", "responses", "parse_errors", "dropped", "oversize",
             "retransmitted", "answered_4xx", "answered_5xx", "internal_errors", "keepalives",
             "rate_limited")
+MAX_VIAS = 70  # no request passed more proxies than Max-Forwards allows
+MAX_ID = 256  # longest Call-ID or tag we keep (RFC 3261 sets none; real ones are < 100)
 REQUIRED = (("from", "From"), ("to", "To"), ("call-id", "Call-ID"), ("cseq", "CSeq"))
 
 
@@ -181,6 +183,11 @@ class Engine:
         if via is None:
             self.counters["dropped"] += 1
             return
+        # only our neighbour's Via: an answer to junk must not grow with the junk
+        first = [h for h in req.headers if h[0] == "via"][:1]
+        if first:
+            first[0][2] = req.first_value("via")
+        req.headers = [h for h in req.headers if h[0] != "via" or h is first[0]]
         self.stateless_reply(req, code, reason, reply_address(via, source))
 
     def _request(self, req, source, now):
@@ -237,7 +244,7 @@ class Engine:
     def _check(self, req):
         """Why req cannot be processed (a 400 reason phrase), or None."""
         for lname, name in REQUIRED:
-            if req.get(lname) is None:
+            if not (req.get(lname) or "").strip():
                 return "Missing " + name
         try:
             for lname in ("from", "to"):
@@ -248,6 +255,14 @@ class Engine:
             return e.reason
         if method != req.method:
             return "CSeq method does not match"
+        if len(req.values("via")) > MAX_VIAS:
+            return "Too many Via values"
+        if len(req.get("call-id")) > MAX_ID:
+            return "Call-ID too long"
+        for lname, name in (("from", "From"), ("to", "To")):
+            tag = param(parse_name_addr(req.get(lname))[2], "tag")
+            if tag is not None and len(tag) > MAX_ID:
+                return name + " tag too long"
         hops = req.get("max-forwards")
         if hops is not None and (not hops.strip().isdigit() or len(hops.strip()) > 3):
             return "Malformed Max-Forwards"

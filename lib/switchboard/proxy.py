@@ -170,6 +170,9 @@ class Proxy:
             branch = prefix + "." + eng.new_id()
             fwd.add("Via", "SIP/2.0/UDP %s;branch=%s" % (eng.sent_by, branch), first=True)
             data = fwd.to_bytes()
+            if len(data) > eng.config.max_message_size:
+                eng.reply(server, 513, "Message Too Large", [], now)  # we have no TCP (§18.1.1)
+                return
             ct = ClientTransaction(branch + "|" + method, method, fwd, data, dest, server, now)
             if method == "INVITE":
                 ct.timer_c = now + eng.config.timer_c * 1000
