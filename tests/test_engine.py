@@ -346,3 +346,13 @@ def test_snapshot_is_a_copy():
     snap = rig.engine.snapshot(rig.now)
     snap["registrations"].clear()
     assert rig.engine.snapshot(rig.now)["registrations"][0]["aor"] == "sip:1001@%s" % PROXY[0]
+
+
+def test_response_without_via_is_dropped():
+    """Found by tools/fuzz.py: a response whose Via line was mangled."""
+    rig = Rig()
+    alice = Phone("1001", "10.0.0.11")
+    data = b"SIP/2.0 100 Trying\r\r\n.Via: SIP/2.0/UDP 10.0.0.11\r\r\nCSeq: 1 INVITE\r\r\n\r\r\n"
+    assert rig.send(alice, data) == []
+    assert rig.engine.counters["internal_errors"] == 0
+    assert rig.engine.counters["dropped"] == 1

@@ -170,7 +170,7 @@ class Message:
 
 
 def split_commas(value):
-    """Split a header value at commas outside quoted strings and <...>."""
+    """Split a header value at commas outside quoted strings and <...>; never raises."""
     if '"' not in value and "<" not in value:
         return [p.strip() for p in value.split(",") if p.strip()]
     out = []
@@ -198,8 +198,7 @@ def split_commas(value):
                 out.append(part)
             start = i + 1
         i += 1
-    if quoted or angle:
-        raise ParseError("Unbalanced quotes or brackets")
+    # an unbalanced quote or bracket leaves the rest as one value: its own parser refuses it
     part = value[start:].strip()
     if part:
         out.append(part)

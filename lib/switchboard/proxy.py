@@ -267,10 +267,13 @@ class Proxy:
         """A response from downstream: match its client transaction (§17.1.3)."""
         eng = self.engine
         value = resp.first_value("via")
+        if value is None:
+            eng.count("dropped")
+            return
         try:
             via = Via(value)
             method = resp.cseq()[1]
-        except (ParseError, TypeError):
+        except ParseError:
             eng.count("dropped")
             return
         if "%s:%s" % (via.host, via.port) != eng.sent_by:
