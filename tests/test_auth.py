@@ -189,3 +189,20 @@ def test_default_mode_from_settings():
     assert new_engine({"SIP_USERS": "1001"}).config.sip_auth == "off"
     cfg = new_engine({"SIP_USERS": "1001:x", "SIP_AUTH": "bogus"}).config
     assert cfg.sip_auth == "register" and cfg.errors
+
+
+def test_nonce_and_failure_tables_are_bounded():
+    from switchboard.auth import MAX_FAILING, MAX_NONCES
+
+    box = Box(RATE_LIMIT=0)
+    alice = Phone("1001", "10.0.0.11")
+    for i in range(MAX_NONCES + 20):
+        assert register_with(box, alice, "secret1", cseq=10 * i + 1)[0].status == 200
+    assert len(box.auth.counts) == MAX_NONCES == len(box.auth.order)
+    for i in range(MAX_FAILING + 20):
+        mallory = Phone("1001", "10.1.%d.%d" % (i // 200, i % 200))
+        register_with(box, mallory, "wrong")
+    assert len(box.auth.failing) == MAX_FAILING
+    tables = box.engine.tables()
+    assert tables["nonces"] == {"use": MAX_NONCES, "limit": MAX_NONCES}
+    assert tables["failing_sources"]["use"] == MAX_FAILING

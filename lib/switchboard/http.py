@@ -24,6 +24,9 @@ SECURITY = {
     "Referrer-Policy": "no-referrer",
 }
 API_HEADERS = {"Cache-Control": "no-store"}
+LOGIN_FAILURES = 5  # wrong passwords in a row before a client is refused for a while
+LOGIN_BLOCK_MS = 60000
+MAX_FAILING = 16
 ERRORS = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large"}
 
 
@@ -116,6 +119,7 @@ class Dashboard:
         self.boot = boot or {}
         self.auth = [Basic("admin", password)] if password else []
         self.failed_logins = 0
+        self.failing = {}  # client ip -> [failures, blocked until ms]
         self.restarts = 0
         self.errors = 0
         server = self.server = DashboardServer(pool, self.clock)
@@ -154,9 +158,29 @@ class Dashboard:
 
     # access ------------------------------------------------------------------
     def _denied(self, request):
-        if not self.auth or check_authentication(request, self.auth):
+        """None when the request may go on; else a 401, or 429 after repeated failures."""
+        if not self.auth:
             return None
-        self.failed_logins += 1
+        ip = request.client_address[0] if request.client_address else "?"
+        now = self.clock.now()
+        entry = self.failing.get(ip)
+        if entry is not None and entry[1] > now:
+            return Response(request, "Too many failed logins; try again later\n",
+                            status=(429, "Too Many Requests"),
+                            headers={"Retry-After": str((entry[1] - now) // 1000 + 1)})
+        if check_authentication(request, self.auth):
+            self.failing.pop(ip, None)
+            return None
+        if request.headers.get_directive("Authorization") is not None:
+            self.failed_logins += 1
+            if entry is None:
+                if len(self.failing) >= MAX_FAILING:
+                    self.failing.pop(next(iter(self.failing)))
+                entry = self.failing[ip] = [0, 0]
+            entry[0] += 1
+            if entry[0] >= LOGIN_FAILURES:
+                entry[0] = 0
+                entry[1] = now + LOGIN_BLOCK_MS
         return Response(request, "Authentication required\n", status=(401, "Unauthorized"),
                         headers={"WWW-Authenticate": 'Basic realm="Switchboard", charset="UTF-8"'})
 
@@ -172,6 +196,7 @@ class Dashboard:
         counters["http_refused"] = self.server.refused
         counters["http_errors"] = self.errors
         counters["http_restarts"] = self.restarts
+        counters["http_failed_logins"] = self.failed_logins
         limits = eng.config.limits()
         return {
             "name": "Switchboard", "version": VERSION, "uptime": now // 1000,

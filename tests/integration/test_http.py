@@ -148,6 +148,13 @@ def test_dashboard_password():
         for path in ("/api/status", "/api/registrations", "/"):
             text = get(h, path, {"Authorization": good})[2].decode()
             assert "s3cret" not in text and "pw1" not in text
+        # repeated wrong passwords: refused for a while, even with the right one
+        for _ in range(5):
+            with pytest.raises(urllib.error.HTTPError) as e:
+                get(h, "/api/status", {"Authorization": bad})
+        with pytest.raises(urllib.error.HTTPError) as e:
+            get(h, "/api/status", {"Authorization": good})
+        assert e.value.code == 429 and int(e.value.headers["Retry-After"]) > 0
 
 
 def _free_udp():
