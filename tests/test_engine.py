@@ -356,3 +356,20 @@ def test_response_without_via_is_dropped():
     assert rig.send(alice, data) == []
     assert rig.engine.counters["internal_errors"] == 0
     assert rig.engine.counters["dropped"] == 1
+
+
+def test_forked_message_first_2xx_relayed_no_cancel():
+    rig = Rig()
+    alice = Phone("1001", "10.0.0.11")
+    a, b = Phone("1002", "10.0.0.12"), Phone("1002", "10.0.0.22")
+    rig.send(a, a.register())
+    rig.send(b, b.register())
+    msg = alice.request("MESSAGE", "sip:1002@10.0.0.1", "<sip:1002@10.0.0.1>", "im", 1,
+                        ["Content-Type: text/plain"])
+    out = rig.send(alice, msg)
+    branches = {addr: d for d, addr in out}
+    assert set(branches) == {a.addr, b.addr}
+    out = rig.send(a, a.answer(branches[a.addr], 200, "OK", tag="a"))
+    assert [(status(d), addr) for d, addr in out] == [(200, alice.addr)]
+    out = rig.send(b, b.answer(branches[b.addr], 200, "OK", tag="b"))
+    assert out == []  # the transaction already has its answer

@@ -240,6 +240,8 @@ class Proxy:
             self.cancel_branch(ct, now)
 
     def cancel_branch(self, ct, now):
+        if ct.method != "INVITE":
+            return  # only INVITE is cancelled (§9.1); other requests end by themselves
         if ct.state == TRYING:
             ct.cancel = 1  # sent when a provisional response arrives (§9.1)
         elif ct.state == PROCEEDING and ct.cancel != 2:
