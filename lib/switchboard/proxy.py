@@ -330,7 +330,8 @@ class Proxy:
         if server is None:
             return
         status = ct.status
-        if 200 <= status < 300:
+        if 200 <= status < 300 and (ct.method == "INVITE" or not server.status):
+            # every 2xx to an INVITE goes upstream (§16.7 step 5); other requests get one answer
             self.relay(server, resp, now)
             for other in server.branches:
                 if other is not ct:
