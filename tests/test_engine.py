@@ -373,3 +373,24 @@ def test_forked_message_first_2xx_relayed_no_cancel():
     assert [(status(d), addr) for d, addr in out] == [(200, alice.addr)]
     out = rig.send(b, b.answer(branches[b.addr], 200, "OK", tag="b"))
     assert out == []  # the transaction already has its answer
+
+
+def test_relayed_request_keeps_unknown_headers_order_and_body_byte_for_byte():
+    rig = Rig()
+    alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12")
+    rig.send(bob, bob.register())
+    invite = alice.invite("1002", "bytes")
+    odd = (b"X-Zeta:  spaced   value\r\nallow: INVITE,ACK\r\nX-Alpha:1\r\n"
+           b"Subject: \xc3\xa9t\xc3\xa9\r\n")
+    invite = invite.replace(b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\n" + odd, 1)
+    out = rig.send(alice, invite)
+    fwd = [d for d, a in out if a == bob.addr][0]
+    assert odd in fwd  # unknown headers, their spelling, spacing and order, untouched
+    head, body = invite.split(b"\r\n\r\n", 1)
+    assert fwd.endswith(b"\r\n\r\n" + body)
+    # only our Via, Record-Route, Max-Forwards and the Request-URI differ
+    sent = [line for line in head.split(b"\r\n")[1:] if not line.startswith(b"Max-Forwards")]
+    got = fwd.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+    extra = [line for line in got if line not in sent]
+    assert [line.split(b":")[0] for line in extra] == [b"Record-Route", b"Via", b"Via",
+                                                       b"Max-Forwards"]
