@@ -15,6 +15,7 @@ from switchboard.message import (
     Message,
     ParseError,
     Via,
+    digits,
     param,
     parse,
     parse_name_addr,
@@ -264,10 +265,11 @@ class Engine:
             if tag is not None and len(tag) > MAX_ID:
                 return name + " tag too long"
         hops = req.get("max-forwards")
-        if hops is not None and (not hops.strip().isdigit() or len(hops.strip()) > 3):
-            return "Malformed Max-Forwards"
         if hops is not None:
-            req.set("Max-Forwards", hops.strip())
+            hops = hops.strip()
+            if not digits(hops) or len(hops) > 10:
+                return "Malformed Max-Forwards"
+            req.set("Max-Forwards", str(min(int(hops), 255)))
         return None
 
     def _dispatch(self, txn, req, source, now):

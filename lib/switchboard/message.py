@@ -16,7 +16,7 @@ COMPACT = {
 # Headers whose comma-separated values are split into separate values.
 LISTS = ("via", "contact", "route", "record-route")
 MAX_HEADERS = 80
-MAX_METHOD = 32
+MAX_METHOD = 64
 TOKEN_EXTRA = "-.!%*_+`'~"
 
 
@@ -28,6 +28,16 @@ class ParseError(Exception):
         self.reason = reason
         self.message = message
         self.code = code
+
+
+def digits(text):
+    """True for ASCII digits only (str.isdigit() also takes '²' and other Unicode digits)."""
+    if not text:
+        return False
+    for ch in text:
+        if ch < "0" or ch > "9":
+            return False
+    return True
 
 
 def is_token(text):
@@ -131,7 +141,7 @@ class Message:
         if value is None:
             raise ParseError("Missing CSeq")
         parts = value.split()
-        if len(parts) != 2 or not parts[0].isdigit() or len(parts[0]) > 10:
+        if len(parts) != 2 or not digits(parts[0]) or len(parts[0]) > 10:
             raise ParseError("Malformed CSeq")
         number = int(parts[0])
         if number >= 0x80000000:
@@ -287,17 +297,17 @@ class URI:
         self.headers = ""
         if self.scheme not in ("sip", "sips"):
             return
-        q = rest.find("?")
-        if q >= 0:
-            self.headers = rest[q:]
-            rest = rest[:q]
-        at = rest.rfind("@")
+        at = rest.find("@")  # the user part may hold '?' but never an unescaped '@'
         if at >= 0:
             self.user = rest[:at]
             pw = self.user.find(":")
             if pw >= 0:
                 self.user = self.user[:pw]
             rest = rest[at + 1:]
+        q = rest.find("?")
+        if q >= 0:
+            self.headers = rest[q:]
+            rest = rest[:q]
         semi = rest.find(";")
         if semi >= 0:
             self.params = rest[semi:]
@@ -327,7 +337,7 @@ def split_hostport(text):
     if not host or " " in host:
         raise ParseError("Malformed host")
     if port:
-        if not port.isdigit() or len(port) > 5 or not 0 < int(port) < 65536:
+        if not digits(port) or len(port) > 5 or not 0 < int(port) < 65536:
             raise ParseError("Malformed port")
         return host.lower(), int(port)
     return host.lower(), None
@@ -337,23 +347,24 @@ class Via:
     """One Via value: transport, sent-by host and port, parameter string."""
 
     def __init__(self, value):
-        value = value.strip()
-        slash = value.find("/", value.find("/") + 1)
-        space = -1
-        if slash > 0:
-            i = slash + 1
-            while i < len(value) and value[i] not in " \t":
-                i += 1
-            space = i
-        if slash < 0 or space >= len(value) or not value[:3].upper() == "SIP":
+        # sent-protocol = name SLASH version SLASH transport, LWS allowed around each slash
+        parts = value.strip().split("/", 2)
+        if len(parts) != 3 or parts[0].strip().upper() != "SIP":
             raise ParseError("Malformed Via")
-        self.transport = value[slash + 1:space].strip().upper()
-        rest = value[space:].strip()
+        rest = parts[2].strip()
+        i = 0
+        while i < len(rest) and rest[i] not in " \t;":
+            i += 1
+        raw_transport = rest[:i]
+        self.transport = raw_transport.upper()
+        rest = rest[i:].strip()
+        if not self.transport or not rest or rest[0] == ";":
+            raise ParseError("Malformed Via")
         semi = rest.find(";")
         sent_by = rest if semi < 0 else rest[:semi]
-        self.params = "" if semi < 0 else rest[semi:].replace(" ", "")
+        self.params = "" if semi < 0 else rest[semi:].replace(" ", "").replace("\t", "")
         self.host, self.port = split_hostport(sent_by)
-        self.protocol = value[:space].replace(" ", "")
+        self.protocol = "%s/%s/%s" % (parts[0].strip(), parts[1].strip(), raw_transport)
 
     def param(self, name):
         return param(self.params, name)
@@ -368,6 +379,7 @@ class Via:
 
 def parse(data):
     """Parse one datagram into a Message; ParseError (with what parsed) when malformed."""
+    data = data.lstrip(b"\r\n")  # §7.5: empty lines before the start line are ignored
     end = data.find(b"\r\n\r\n")
     skip = 4
     if end < 0:
@@ -390,7 +402,7 @@ def parse(data):
     length = msg.get("content-length")
     if length is not None:
         length = length.strip()
-        if not length.isdigit() or len(length) > 9:
+        if not digits(length) or len(length) > 9:
             raise ParseError("Malformed Content-Length", msg)
         n = int(length)
         if n > len(body):
@@ -443,10 +455,10 @@ def _parse_start(msg, line):
     parts = line.split(" ")
     if parts[0].upper().startswith("SIP/"):
         msg.status = 999  # a response, even a broken one: never answered
-        if parts[0] != "SIP/2.0" or len(parts) < 3:
+        if parts[0].upper() != "SIP/2.0" or len(parts) < 3:
             return "Malformed status line", 400
         code = parts[1]
-        if len(code) != 3 or not code.isdigit() or code[0] == "0":
+        if len(code) != 3 or not digits(code) or code[0] == "0":
             return "Malformed status code", 400
         msg.status = int(code)
         msg.reason = line[len(parts[0]) + len(code) + 2:]
@@ -461,7 +473,7 @@ def _parse_start(msg, line):
     msg.uri = uri
     if not version.upper().startswith("SIP/"):
         return "Malformed request line", 400
-    if version != "SIP/2.0":
+    if version.upper() != "SIP/2.0":  # §7.1: the version is case-insensitive
         return "Version Not Supported", 505
     if ":" not in uri:
         return "Malformed Request-URI", 400

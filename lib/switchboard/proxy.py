@@ -12,6 +12,7 @@ from switchboard.message import (
     Message,
     ParseError,
     Via,
+    digits,
     param,
     parse_name_addr,
     split_commas,
@@ -462,7 +463,7 @@ def is_ip(host):
     if len(parts) != 4:
         return False
     for p in parts:
-        if not p.isdigit():
+        if not digits(p):
             return False
     return True
 
@@ -471,7 +472,7 @@ def response_address(via):
     """Where a response to this Via goes (§18.2.2, RFC 3581 §4)."""
     host = via.param("received") or via.host
     rport = via.param("rport")
-    port = int(rport) if rport and rport.isdigit() else (via.port or 5060)
+    port = int(rport) if digits(rport) and len(rport) <= 5 else (via.port or 5060)
     return (host.strip("[]"), port)
 
 

@@ -7,7 +7,7 @@ comes back from a new port or address replaces the old one: the binding moves.
 """
 
 from switchboard.location import Binding
-from switchboard.message import URI, ParseError, param, parse_name_addr
+from switchboard.message import URI, ParseError, digits, param, parse_name_addr
 
 
 def uri_key(uri):
@@ -42,7 +42,7 @@ class Registrar:
         expires_header = req.get("expires")
         default = cfg.reg_default_expires
         if expires_header is not None:
-            if not expires_header.strip().isdigit():
+            if not digits(expires_header.strip()):
                 return 400, "Malformed Expires", []
             default = int(expires_header.strip()[:10])
         contacts = req.values("contact")
@@ -63,7 +63,7 @@ class Registrar:
                 return 400, e.reason, []
             expires = param(params, "expires")
             if expires is not None:
-                if not expires.isdigit():
+                if not digits(expires):
                     return 400, "Malformed expires parameter", []
                 expires = int(expires[:10])
             else:

@@ -1,5 +1,7 @@
 """A summary of an SDP body (RFC 4566): connection address, media port, codecs, direction."""
 
+from switchboard.message import digits
+
 STATIC = {"0": "PCMU", "3": "GSM", "4": "G723", "8": "PCMA", "9": "G722", "18": "G729"}
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 MAX_CODECS = 8
@@ -30,7 +32,7 @@ def summary(body):
                 break  # only the first media stream
             in_media = True
             parts = line[2:].split()
-            if len(parts) >= 3 and parts[1].split("/")[0].isdigit():
+            if len(parts) >= 3 and digits(parts[1].split("/")[0]) and len(parts[1]) < 12:
                 port = int(parts[1].split("/")[0])
                 payloads = parts[3:3 + MAX_CODECS]
         elif line.startswith("a=rtpmap:"):

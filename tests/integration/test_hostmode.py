@@ -50,3 +50,9 @@ def test_port_in_use_is_a_readable_error():
         else:
             second.stop()
             raise AssertionError("a second server bound the same port")
+
+
+def test_http_port_zero_turns_the_dashboard_off():
+    with HostMode({"HTTP_PORT": 0}) as host:
+        assert "Dashboard:" not in host.output()
+        assert "Switchboard ready" in host.output()

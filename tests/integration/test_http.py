@@ -79,6 +79,8 @@ def test_unknown_path_404_and_malformed_request_400_then_still_serving(host):
         get(host, "/nope")
     assert e.value.code == 404
     assert raw(host, b"GARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+    assert raw(host, b"POST /api/status HTTP/1.1\r\nContent-Length: 0\r\n\r\n").startswith(
+        b"HTTP/1.1 404 ")
     assert raw(host, b"GET\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 400 ")
     assert raw(host, b"\xff\xfe\r\n\r\n").startswith(b"HTTP/1.1 400 ")
     assert raw(host, b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 431 ")
@@ -103,6 +105,8 @@ def test_slow_client_does_not_stall_sip(host):
                 worst = max(worst, took)
             time.sleep(0.03)
         assert worst < 1.0
+        slow.settimeout(2)
+        assert slow.recv(100).startswith(b"HTTP/1.1 408 ")  # the trickler was cut off
     finally:
         slow.close()
     assert get(host, "/api/status")[0] == 200
@@ -134,7 +138,8 @@ def test_page_renders_server_side(host):
 
 def test_dashboard_password():
     with HostMode({"DASHBOARD_PASSWORD": "s3cret", "SIP_USERS": "1001:pw1"}) as h:
-        for path in ("/", "/api/status", "/api/registrations", "/api/calls", "/api/history"):
+        for path in ("/", "/api/status", "/api/registrations", "/api/calls", "/api/history",
+                     "/api/state"):
             with pytest.raises(urllib.error.HTTPError) as e:
                 get(h, path)
             assert e.value.code == 401
