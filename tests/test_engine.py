@@ -394,3 +394,13 @@ def test_relayed_request_keeps_unknown_headers_order_and_body_byte_for_byte():
     extra = [line for line in got if line not in sent]
     assert [line.split(b":")[0] for line in extra] == [b"Record-Route", b"Via", b"Via",
                                                        b"Max-Forwards"]
+
+
+def test_request_uri_in_angle_brackets_is_400():
+    """RFC 4475 ltgtruri: the Request-URI may not be enclosed in <>."""
+    rig = Rig()
+    alice = Phone("1001", "10.0.0.11")
+    data = alice.invite("1002", "lt").replace(b"INVITE sip:1002@10.0.0.1 ",
+                                              b"INVITE <sip:1002@10.0.0.1> ")
+    out = rig.send(alice, data)
+    assert [first_line(d) for d, _ in out] == ["SIP/2.0 400 Malformed Request-URI"]

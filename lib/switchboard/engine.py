@@ -256,6 +256,9 @@ class Engine:
             return e.reason
         if method != req.method:
             return "CSeq method does not match"
+        if "<" in req.uri or ">" in req.uri or (req.ruri.scheme in ("sip", "sips")
+                                                and not req.ruri.host):
+            return "Malformed Request-URI"
         if len(req.values("via")) > MAX_VIAS:
             return "Too many Via values"
         if len(req.get("call-id")) > MAX_ID:

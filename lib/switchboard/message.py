@@ -334,13 +334,25 @@ def split_hostport(text):
         colon = text.find(":")
         host = text if colon < 0 else text[:colon]
         port = "" if colon < 0 else text[colon + 1:]
-    if not host or " " in host:
+    if not host or not _host_chars(host):
         raise ParseError("Malformed host")
     if port:
         if not digits(port) or len(port) > 5 or not 0 < int(port) < 65536:
             raise ParseError("Malformed port")
         return host.lower(), int(port)
     return host.lower(), None
+
+
+def _host_chars(host):
+    """hostname / IPv4 / [IPv6] characters only (RFC 3261 §25.1)."""
+    if host[0] == "[":
+        allowed = "0123456789abcdefABCDEF:.[]%"
+    else:
+        allowed = "-._"
+    for ch in host:
+        if not ("a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch in allowed):
+            return False
+    return True
 
 
 class Via:
@@ -391,7 +403,11 @@ def parse(data):
     head = data[:end]
     body = data[end + skip:]
     if b"\x00" in head:
-        raise ParseError("NUL byte in headers")
+        try:
+            msg = _parse_head(bytes([b if 0 < b < 128 else 63 for b in head]).decode())
+        except ParseError:
+            msg = None
+        raise ParseError("NUL byte in headers", msg)
     try:
         text = head.decode()
     except UnicodeError:

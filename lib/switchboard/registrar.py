@@ -79,7 +79,7 @@ class Registrar:
             q = param(params, "q")
             try:
                 q = int(float(q) * 1000) if q else 1000
-            except ValueError:
+            except (ValueError, OverflowError):
                 q = 1000
             changes.append((uri, value, key, expires, old, instance, q))
         # room for the new ones?
