@@ -170,3 +170,45 @@ def test_sip_flows_same_under_micropython(tmp_path):
     got = run_micropython(str(script))
     assert "SIP/2.0 487 Request Terminated" in expected and "408 Request Timeout" in expected
     assert got == expected
+
+
+def test_digest_auth_under_micropython_with_adafruit_hashlib(tmp_path):
+    """The VM has no md5: with adafruit_hashlib (as deployed to boards) both algorithms verify."""
+    import hashlib
+
+    import adafruit_hashlib
+
+    lib = tmp_path / "lib"
+    shutil.copytree(os.path.join(LIB, "switchboard"), lib / "switchboard")
+    shutil.copytree(os.path.dirname(adafruit_hashlib.__file__), lib / "adafruit_hashlib",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    # the nonce the box will issue first (serial 1) at t = 5 s, for this secret
+    from switchboard.auth import hmac
+
+    secret = b"0123456789abcdef"
+    stamp = "5.1"
+    nonce = stamp + "." + hmac(hashlib.sha256, secret, stamp.encode())[:12].hex()
+    headers = []
+    for nc, label, h in (("00000001", "MD5", hashlib.md5), ("00000002", "SHA-256",
+                                                            hashlib.sha256)):
+        def hx(s, h=h):
+            return h(s.encode()).hexdigest()
+        ha1 = hx("1001:10.0.0.1:pw")
+        resp = hx("%s:%s:%s:c:auth:%s" % (ha1, nonce, nc, hx("REGISTER:sip:10.0.0.1")))
+        headers.append('Digest username="1001", realm="10.0.0.1", nonce="%s", uri="sip:10.0.0.1", '
+                       'response="%s", algorithm=%s, qop=auth, nc=%s, cnonce="c"'
+                       % (nonce, resp, label, nc))
+    script = tmp_path / "auth_check.py"
+    script.write_text(
+        "from switchboard.auth import Auth\n"
+        "from switchboard.config import Config\n"
+        "from switchboard.message import parse\n"
+        "a = Auth(Config(overrides={'SIP_USERS': '1001:pw', 'SIP_ADDRESS': '10.0.0.1'}), %r)\n"
+        "print([label for label, _ in a.algorithms])\n"
+        "print(a.nonce(5000))\n"
+        "for h in %r:\n"
+        "    m = parse(('REGISTER sip:10.0.0.1 SIP/2.0\\r\\nAuthorization: ' + h + "
+        "'\\r\\n\\r\\n').encode())\n"
+        "    print(a.check(m, 'authorization', '1001', 6000))\n" % (secret, headers))
+    got = run_micropython(str(script), lib_dir=str(lib)).split("\n")
+    assert got[:4] == ["['SHA-256', 'MD5']", nonce, "ok", "ok"]  # both verify; nc rises
