@@ -131,10 +131,278 @@ def host_main():
     return 0
 
 
+# Board profiles: board.board_id -> (how to reach the SPI bus, SCK, MOSI, MISO, CS, RST).
+# "A|B" means the first of these names that the board module has; "" means not wired.
+# Settings SPI_SCK, SPI_MOSI, SPI_MISO, W5500_CS, W5500_RST override each pin by its board name.
+BOARDS = {
+    "wiznet_w5500_evb_pico": ("busio", "W5K_SCK|GP18", "W5K_MOSI|GP19", "W5K_MISO|GP16",
+                              "W5K_CS|GP17", "W5K_RST|GP20"),
+    "wiznet_w5500_evb_pico2": ("busio", "W5K_SCK|GP18", "W5K_MOSI|GP19", "W5K_MISO|GP16",
+                               "W5K_CS|GP17", "W5K_RST|GP20"),
+    "wiznet_w55rp20_evb_pico": ("pio", "W5K_SCK|GP21", "W5K_MOSI|GP23", "W5K_MISO|GP22",
+                                "W5K_CS|GP20", "W5K_RST|GP25"),
+    "waveshare_esp32_s3_eth": ("busio", "ETH_CLK", "ETH_MOSI", "ETH_MISO", "ETH_CS", "ETH_RST"),
+}
+FEATHERWING = ("board", "SCK", "MOSI", "MISO", "D10", "")  # Ethernet / PoE FeatherWing
+
+
+def board_getenv(getenv):
+    """Settings on a board: os.getenv, with the board's own defaults (HTTP_PORT 80)."""
+
+    def get(name):
+        value = getenv(name)
+        if value is None and name == "HTTP_PORT":
+            return 80
+        return value
+
+    return get
+
+
+def board_pin(board, names, setting=None):
+    """The board's pin object for a setting value or the first existing name of names."""
+    if setting is not None and str(setting).strip() != "":
+        names = str(setting).strip()
+        if names.lower() == "none":
+            return None
+    for name in names.split("|"):
+        if name and hasattr(board, name):
+            return getattr(board, name)
+    if names:
+        raise ValueError("this board has no pin %s" % " or ".join(names.split("|")))
+    return None
+
+
+def board_profile(board_id, getenv):
+    """(kind, sck, mosi, miso, cs, rst) pin names for this board, settings applied."""
+    profile = BOARDS.get(board_id)
+    if profile is None and "feather" in board_id:
+        profile = FEATHERWING
+    overrides = [getenv(k) for k in ("SPI_SCK", "SPI_MOSI", "SPI_MISO", "W5500_CS", "W5500_RST")]
+    if profile is None:
+        if not (overrides[0] and overrides[1] and overrides[2] and overrides[3]):
+            raise ValueError(
+                "board %s is not one Switchboard knows: set SPI_SCK, SPI_MOSI, SPI_MISO and "
+                "W5500_CS (and W5500_RST if wired) in settings.toml to the board's pin names"
+                % board_id)
+        profile = ("busio", "", "", "", "", "")
+    kind = profile[0]
+    if kind == "board" and (overrides[0] or overrides[1] or overrides[2]):
+        kind = "busio"
+    names = list(profile[1:])
+    for i in range(5):
+        if overrides[i] is not None and str(overrides[i]).strip() != "":
+            names[i] = str(overrides[i]).strip()
+    return kind, names
+
+
+def board_bus(board, getenv):
+    """(spi, cs, rst): the SPI bus to the W5500 and its chip-select and reset pins."""
+    import digitalio
+
+    kind, names = board_profile(getattr(board, "board_id", "unknown"), getenv)
+    pins = [board_pin(board, name) for name in names]
+    if kind == "board":
+        spi = board.SPI()
+    elif kind == "pio":
+        import wiznet
+
+        spi = wiznet.PIO_SPI(pins[0], MOSI=pins[1], MISO=pins[2])
+    else:
+        import busio
+
+        spi = busio.SPI(pins[0], MOSI=pins[1], MISO=pins[2])
+    if pins[3] is None:
+        raise ValueError("no chip-select pin for the W5500 (W5500_CS)")
+    cs = digitalio.DigitalInOut(pins[3])
+    rst = digitalio.DigitalInOut(pins[4]) if pins[4] is not None else None
+    return spi, cs, rst
+
+
+def boot_info(board_id):
+    """Why the board started: microcontroller's reset reason, lower case ("watchdog", ...)."""
+    info = {"board": board_id, "reason": "unknown"}
+    try:
+        import microcontroller
+
+        info["reason"] = str(microcontroller.cpu.reset_reason).split(".")[-1].lower()
+    except (ImportError, AttributeError, NotImplementedError):
+        pass
+    try:
+        import supervisor
+
+        info["run_reason"] = str(supervisor.runtime.run_reason).split(".")[-1].lower()
+    except (ImportError, AttributeError):
+        pass
+    return info
+
+
+def start_watchdog(seconds, log):
+    """microcontroller.watchdog in RESET mode, or None (no watchdog, or WATCHDOG = 0)."""
+    if seconds <= 0:
+        return None
+    try:
+        import microcontroller
+        from watchdog import WatchDogMode
+
+        timer = microcontroller.watchdog
+        try:
+            timer.timeout = seconds
+        except ValueError:
+            timer.timeout = 8  # the RP2040's longest is about 8.3 s
+        timer.mode = WatchDogMode.RESET
+        timer.feed()
+        return timer
+    except (ImportError, AttributeError, NotImplementedError, RuntimeError, ValueError) as e:
+        log("warning", "watchdog: not available on this board (%r)" % (e,))
+        return None
+
+
+def board_int(getenv, name, default):
+    value = getenv(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        print("settings: %s=%r is not a number; using %d" % (name, value, default))
+        return default
+
+
 def board_main():
-    print("Switchboard: board support (W5500 bring-up) is not in this version yet.")
-    print("Run it in host mode on a computer: python3 code.py")
-    return 1
+    import os
+    import time
+
+    import board
+    from adafruit_ticks import ticks_ms
+
+    from switchboard import VERSION
+    from switchboard.app import App
+    from switchboard.clock import Clock
+    from switchboard.config import Config
+    from switchboard.log import Log
+    from switchboard.netif import DashboardGuard, NetIf, Watchdog, ip_str
+
+    getenv = board_getenv(os.getenv)
+    config = Config(getenv)
+    clock = Clock(ticks_ms, 1 << 29)
+    log = Log(config.log_level, clock, print)
+    board_id = getattr(board, "board_id", "unknown")
+    version = ".".join(str(v) for v in sys.implementation.version[:3])
+    print("Switchboard %s on %s (%s %s)" % (VERSION, board_id, sys.implementation.name, version))
+    boot = boot_info(board_id)
+    print("Reset reason: %s" % boot["reason"])
+    if boot["reason"] == "watchdog":
+        log("warning", "the watchdog restarted the board: the previous run stopped feeding it")
+    for error in config.errors:
+        log("warning", "settings: " + error)
+    try:
+        spi, cs, rst = board_bus(board, getenv)
+    except (ValueError, AttributeError, ImportError) as e:
+        print("Ethernet: cannot reach the W5500: %s" % e)
+        return 1
+    net = NetIf(getenv, log, clock)
+    try:
+        net.start(spi, cs, rst, dhcp_timeout_ms=1000 * board_int(getenv, "NET_DHCP_TIMEOUT", 10))
+    except (RuntimeError, OSError) as e:
+        print("Ethernet: the W5500 does not answer (%r); check the wiring and pins" % (e,))
+        return 1
+    print("Ethernet: %s, MAC %s (%s), link up" % (net.chip, ":".join("%02x" % b for b in net.mac),
+                                                 net.mac_source))
+    if net.ip == "0.0.0.0":
+        print("Network: no address yet (DHCP keeps asking)")
+    else:
+        print("Network: %s %s/%s, gateway %s, DNS %s" % (net.mode, net.ip, ip_str(net.netmask),
+                                                         ip_str(net.gateway), ip_str(net.dns)))
+    explicit = bool(config.sip_address)
+    if not explicit:
+        config.sip_address = net.ip
+    config.sip_host = ""  # the chip has one address; the pool checks a bind address against it
+    from adafruit_wiznet5k.adafruit_wiznet5k_socketpool import SocketPool
+
+    pool = SocketPool(net.eth)
+    try:
+        app = App(config, pool, clock, log, os.urandom(16))
+    except (OSError, RuntimeError, ValueError) as e:
+        log("error", "cannot open SIP port %d: %r" % (config.sip_port, e))
+        return 1
+    if net.chip == "w5500":
+        from switchboard.w5500udp import W5500UDP
+
+        app.sip.close()  # the pool's socket re-OPENs on every sendto: use our endpoint instead
+        app.sip = W5500UDP(net.eth, config.sip_port, config.max_message_size, log)
+        net.watch.append(app.sip)
+    app.services.append(net)
+    dashboard = None
+    guard = None
+    timer = None
+
+    def netinfo():
+        info = net.status()
+        info["sip_socket"] = {"errors": app.sip.errors,
+                              "reopened": getattr(app.sip, "reopened", None)}
+        info["http_listener_revived"] = guard.revived if guard is not None else None
+        info["watchdog"] = timer.timeout if timer is not None else None
+        return info
+
+    if config.http_port:
+        try:
+            from switchboard.http import Dashboard
+
+            dashboard = Dashboard(app, pool, net.ip, config.http_port, "web",
+                                  config.dashboard_password, netinfo, boot)
+            guard = DashboardGuard(dashboard, net)
+            app.services.append(guard)
+        except ImportError as e:
+            log("warning", "dashboard off: %s (copy adafruit_httpserver to lib/)" % e)
+        except (OSError, RuntimeError, ValueError) as e:
+            log("error", "dashboard off: cannot listen on port %d: %r" % (config.http_port, e))
+
+    def readdress(ip):
+        if not explicit:
+            config.sip_address = ip
+            app.engine.set_address(ip, config.sip_port)
+        if dashboard is not None:
+            dashboard.host = ip
+        log("info", "address is now %s: point phones at sip:%s:%d"
+            % (ip, app.engine.address, config.sip_port))
+
+    net.listeners.append(readdress)
+    timer = start_watchdog(board_int(getenv, "WATCHDOG", 8), log)
+    if timer is not None:
+        app.services.append(Watchdog(timer))
+    where = "%s:%d" % (config.sip_address, config.sip_port)
+    print("SIP: UDP %s; point phones at sip:%s (registrar and outbound proxy), domain %s"
+          % (where, where, app.engine.domain))
+    if config.users:
+        print("Users: %s; authentication: %s" % (", ".join(sorted(config.users)), config.sip_auth))
+    else:
+        print("Users: any extension may register (set SIP_USERS to restrict)")
+    if dashboard is not None:
+        port = "" if config.http_port == 80 else ":%d" % config.http_port
+        print("Dashboard: http://%s%s/" % (net.ip, port))
+    print("Watchdog: %s" % ("%d s" % timer.timeout if timer is not None else "off"))
+    print("Switchboard ready")
+
+    def idle(ms):
+        if ms > 0:
+            time.sleep(0.001)
+
+    while True:
+        try:
+            app.run(lambda: True, idle)
+        except KeyboardInterrupt:
+            break
+        except Exception as e:  # keep serving: one bad turn must not stop the switchboard
+            log("error", "main loop: %r" % (e,))
+            time.sleep(0.01)
+    app.sip.close()
+    if timer is not None:
+        try:
+            timer.deinit()
+        except (AttributeError, RuntimeError, NotImplementedError):
+            pass
+    print("Switchboard stopped")
+    return 0
 
 
 if __name__ == "__main__" or ON_BOARD:

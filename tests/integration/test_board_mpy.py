@@ -1,0 +1,156 @@
+"""netif.py and w5500udp.py run on MicroPython (the VM of tests/mpyvm.py), against a stand-in
+driver object: the DHCP client binds a 90-day lease, renews it at T1, and the UDP endpoint
+reads and sends through the driver's low-level calls."""
+
+import json
+
+from mpyvm import run_micropython
+
+SCRIPT = r'''
+import json
+from switchboard.netif import NetIf, derive_mac
+from switchboard.w5500udp import W5500UDP
+
+LEASE = 90 * 86400
+
+
+class Clock:
+    t = 1000
+
+    def now(self):
+        return self.t
+
+
+def option(data, code):
+    i = 240
+    while i < len(data) and data[i] != 255:
+        if data[i] == 0:
+            i += 1
+            continue
+        if data[i] == code:
+            return data[i + 2:i + 2 + data[i + 1]]
+        i += 2 + data[i + 1]
+    return None
+
+
+class Eth:
+    chip = "w5500"
+
+    def __init__(self):
+        self.sent = []
+        self.inbox = []
+        self.src_port = 0
+        self.config = None
+        self.link_status = True
+        self.dest = None
+        self.opened = []
+
+    def get_socket(self, reserve_socket=False):
+        return 3
+
+    def release_socket(self, n):
+        pass
+
+    def socket_open(self, n, conn_mode=2):
+        self.opened.append(self.src_port)
+
+    def socket_close(self, n):
+        pass
+
+    def socket_status(self, n):
+        return 0x22
+
+    def _write(self, addr, ctrl, data):
+        self.dest = bytes(data)
+
+    def socket_write(self, n, data, timeout=0):
+        data = bytes(data)
+        self.sent.append((self.dest, data))
+        if self.opened[-1] == 68:
+            self.dhcp(data)
+        return len(data)
+
+    def socket_available(self, n, kind):
+        return len(self.inbox[0][0]) + 8 if self.inbox else 0
+
+    def read_udp(self, n, length):
+        data, src = self.inbox.pop(0)
+        self.udp_from_ip = {n: bytes(int(x) for x in src[0].split("."))}
+        self.udp_from_port = {n: src[1]}
+        return len(data), data[:length]
+
+    def pretty_ip(self, b):
+        return "%d.%d.%d.%d" % (b[0], b[1], b[2], b[3])
+
+    def unpretty_ip(self, s):
+        return bytes(int(x) for x in s.split("."))
+
+    @property
+    def ifconfig(self):
+        return self.config
+
+    @ifconfig.setter
+    def ifconfig(self, value):
+        self.config = value
+
+    def dhcp(self, req):
+        kind = option(req, 53)[0]
+        out = bytearray(240)
+        out[0] = 2
+        out[4:8] = req[4:8]
+        out[16:20] = bytes((10, 0, 0, 42))
+        out[28:34] = req[28:34]
+        out[236:240] = b"c\x82Sc"
+        out += bytes((53, 1, 2 if kind == 1 else 5, 54, 4, 10, 0, 0, 1, 51, 4))
+        out += LEASE.to_bytes(4, "big")
+        out += bytes((1, 4, 255, 255, 255, 0, 3, 4, 10, 0, 0, 1, 255))
+        self.inbox.append((bytes(out), ("10.0.0.1", 67)))
+
+
+settings = {"NET_HOSTNAME": "vm-board"}
+lines = []
+clock = Clock()
+net = NetIf(settings.get, lambda level, text: lines.append(text), clock)
+eth = net.eth = Eth()
+net.link = True
+net.dhcp.begin(clock.now())
+for _ in range(10):
+    net.poll(clock.now())
+    clock.t += 10
+bound = net.status()
+clock.t += 45 * 86400 * 1000 + 1000  # past T1
+for _ in range(10):
+    net.poll(clock.now())
+    clock.t += 10
+renewed = net.status()
+
+sip = W5500UDP(eth, 5060, 1500, lambda level, text: lines.append(text))
+eth.inbox.append((b"OPTIONS sip:x SIP/2.0\r\n\r\n", ("10.0.0.7", 5062)))
+got = sip.recv()
+sip.send(b"SIP/2.0 200 OK\r\n\r\n", ("10.0.0.7", 5062))
+print(json.dumps({
+    "bound": bound, "renewed": renewed, "config": [list(x) for x in eth.config],
+    "sent": [[list(d), len(m)] for d, m in eth.sent], "opened": eth.opened,
+    "got": [got[0].decode(), list(got[1])], "none": sip.recv() is None,
+    "mac": list(derive_mac(b"\x01\x23\x45\x67\x89\xab\xcd\xef")), "log": lines,
+}))
+'''
+
+
+def test_dhcp_client_and_udp_endpoint_on_micropython():
+    out = json.loads(run_micropython(SCRIPT).strip().splitlines()[-1])
+    bound, renewed = out["bound"], out["renewed"]
+    assert bound["ip"] == "10.0.0.42" and bound["mode"] == "dhcp", out
+    assert bound["dhcp"]["lease"] == 90 * 86400 and bound["dhcp"]["state"] == "bound"
+    assert 45 * 86400 - 2 <= bound["dhcp"]["renew_in"] <= 45 * 86400
+    assert renewed["dhcp"]["renewals"] == 1 and renewed["dhcp"]["state"] == "bound"
+    assert out["config"][0] == [10, 0, 0, 42] and out["config"][1] == [255, 255, 255, 0]
+    dests = [d for d, _ in out["sent"]]
+    # DISCOVER and REQUEST broadcast, the renewal unicast to the server, then the SIP reply
+    assert dests == [[255, 255, 255, 255, 0, 67]] * 2 + [[10, 0, 0, 1, 0, 67],
+                                                          [10, 0, 0, 7, 0x13, 0xC6]], out
+    assert out["opened"] == [68, 68, 5060]
+    assert out["got"] == ["OPTIONS sip:x SIP/2.0\r\n\r\n", ["10.0.0.7", 5062]] and out["none"]
+    from switchboard.netif import derive_mac
+
+    assert out["mac"] == list(derive_mac(bytes.fromhex("0123456789abcdef")))
