@@ -321,16 +321,17 @@ def board_main():
 
     pool = SocketPool(net.eth)
     try:
-        app = App(config, pool, clock, log, os.urandom(16))
+        sip = None
+        if net.chip == "w5500":
+            from switchboard.w5500udp import W5500UDP
+
+            # the pool's socket re-OPENs on every sendto (losing queued datagrams): not for SIP
+            sip = W5500UDP(net.eth, config.sip_port, config.max_message_size, log)
+            net.watch.append(sip)
+        app = App(config, pool, clock, log, os.urandom(16), sip)
     except (OSError, RuntimeError, ValueError) as e:
         log("error", "cannot open SIP port %d: %r" % (config.sip_port, e))
         return 1
-    if net.chip == "w5500":
-        from switchboard.w5500udp import W5500UDP
-
-        app.sip.close()  # the pool's socket re-OPENs on every sendto: use our endpoint instead
-        app.sip = W5500UDP(net.eth, config.sip_port, config.max_message_size, log)
-        net.watch.append(app.sip)
     app.services.append(net)
     dashboard = None
     guard = None

@@ -14,7 +14,7 @@ BURST = 16  # datagrams handled per step before timers and HTTP get a turn
 
 
 class App:
-    def __init__(self, config, pool, clock, log, secret):
+    def __init__(self, config, pool, clock, log, secret, sip=None):
         self.config = config
         self.clock = clock
         self.log = log
@@ -22,8 +22,10 @@ class App:
         self.engine = Engine(config, seed, log)
         if config.sip_auth != "off":
             self.engine.auth = Auth(config, secret)
-        self.sip = UDPEndpoint(pool, config.sip_host, config.sip_port, config.max_message_size,
-                               log)
+        if sip is None:  # the board passes its own W5500 endpoint
+            sip = UDPEndpoint(pool, config.sip_host, config.sip_port, config.max_message_size,
+                              log)
+        self.sip = sip
         self.services = []  # objects with poll(now): the dashboard, DHCP upkeep, watchdog
 
     def step(self):

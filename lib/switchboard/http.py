@@ -122,6 +122,7 @@ class Dashboard:
         self.failing = {}  # client ip -> [failures, blocked until ms]
         self.restarts = 0
         self.errors = 0
+        self.quiet_until = 0
         server = self.server = DashboardServer(pool, self.clock)
         server.headers = SECURITY
         server.add_routes([
@@ -138,12 +139,17 @@ class Dashboard:
         try:
             self.server.poll()
         except OSError as e:
-            self.errors += 1
-            self.log("warning", "dashboard: listener failed (%r); starting it again" % (e,))
+            self._warn(now, "dashboard: listener failed (%r); starting it again" % (e,))
             self.restart()
-        except Exception as e:  # a bad request must never stop the loop
-            self.errors += 1
-            self.log("warning", "dashboard: request failed: %r" % (e,))
+        except Exception as e:  # a bad request, or no socket free: never stop the loop
+            self._warn(now, "dashboard: request failed: %r" % (e,))
+
+    def _warn(self, now, text):
+        """Count every error; print at most one line per 10 s (a dead chip fails each poll)."""
+        self.errors += 1
+        if now >= self.quiet_until:
+            self.quiet_until = now + 10000
+            self.log("warning", text)
 
     def restart(self):
         self.restarts += 1

@@ -1,0 +1,66 @@
+"""The Dashboard service in process: listener restart, error logging, rendering."""
+
+import socket
+
+from switchboard.app import App
+from switchboard.config import Config
+from switchboard.http import Dashboard, escape, render_registrations
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 0
+
+    def now(self):
+        return self.t
+
+
+def make(tmp_path):
+    lines = []
+    config = Config(overrides={"SIP_HOST": "127.0.0.1", "SIP_PORT": 0, "HTTP_PORT": 0})
+    clock = FakeClock()
+    app = App(config, socket, clock, lambda level, text: lines.append(text), b"x" * 16)
+    (tmp_path / "index.html").write_text("<table><!--@registrations--></table>")
+    dash = Dashboard(app, socket, "127.0.0.1", 0, str(tmp_path))
+    return app, dash, clock, lines
+
+
+def test_listener_that_dies_is_started_again(tmp_path):
+    app, dash, clock, lines = make(tmp_path)
+    try:
+        dash.server._sock.close()  # the listener dies under the server
+        dash.poll(clock.now())
+        assert dash.restarts == 1 and dash.server._sock.fileno() >= 0
+        assert any("starting it again" in line for line in lines)
+    finally:
+        dash.server.stop()
+        app.sip.close()
+
+
+def test_repeated_errors_counted_but_printed_once_per_10_s(tmp_path):
+    app, dash, clock, lines = make(tmp_path)
+    try:
+        def broken():
+            raise RuntimeError("All sockets in use.")
+
+        dash.server.poll = broken
+        for _ in range(50):
+            dash.poll(clock.now())
+            clock.t += 100
+        assert dash.errors == 50
+        assert len([line for line in lines if "request failed" in line]) == 1
+        clock.t += 10000
+        dash.poll(clock.now())
+        assert len([line for line in lines if "request failed" in line]) == 2
+    finally:
+        dash.server.poll = lambda: None
+        app.sip.close()
+
+
+def test_rendering_escapes_what_phones_send():
+    regs = [{"user": "1001", "contacts": [{"uri": "sip:<script>@x", "source": "1.2.3.4:5",
+                                           "user_agent": '"><img src=x onerror=alert(1)>',
+                                           "expires_in": 30}]}]
+    html = render_registrations(regs)
+    assert "<script>" not in html and "<img" not in html
+    assert escape("a&b<c>\"'") == "a&amp;b&lt;c&gt;&quot;&#39;"
