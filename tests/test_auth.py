@@ -12,7 +12,8 @@ SECRET = b"0123456789abcdef"
 
 class Box:
     def __init__(self, **overrides):
-        settings = {"SIP_USERS": "1001:secret1,1002:secret2,1003"}
+        settings = {"SIP_USERS": "1001:secret1,1002:secret2,1003",
+                    "SIP_AUTH_ALGORITHMS": "SHA-256,MD5"}
         settings.update(overrides)
         self.engine = new_engine(settings)
         self.auth = self.engine.auth = Auth(self.engine.config, SECRET)
@@ -206,3 +207,52 @@ def test_nonce_and_failure_tables_are_bounded():
     tables = box.engine.tables()
     assert tables["nonces"] == {"use": MAX_NONCES, "limit": MAX_NONCES}
     assert tables["failing_sources"]["use"] == MAX_FAILING
+
+
+def test_default_offers_md5_only():
+    """baresip 1.0, SIPp and sipsak give up on a challenge set that includes SHA-256."""
+    box = Box(SIP_AUTH_ALGORITHMS="MD5")
+    alice = Phone("1001", "10.0.0.11")
+    resp = box.send(alice, alice.register())[0]
+    assert list(challenges(resp)) == ["MD5"]
+    assert new_engine({"SIP_USERS": "1001:x"}).config.auth_algorithms == ["MD5"]
+    # credentials in an algorithm we did not offer are refused
+    c = challenges(resp)["MD5"]
+    header = "Authorization: " + digest("SHA-256", "1001", "secret1", c["realm"], "REGISTER",
+                                        "sip:10.0.0.1", c["nonce"])
+    assert box.send(alice, with_header(alice.register(cseq=2), header))[0].status == 401
+    assert register_with(box, alice, "secret1", "MD5", cseq=5)[0].status == 200
+
+
+def test_algorithm_setting_order_and_errors():
+    cfg = new_engine({"SIP_AUTH_ALGORITHMS": "sha-256, md5"}).config
+    assert cfg.auth_algorithms == ["SHA-256", "MD5"]
+    cfg = new_engine({"SIP_AUTH_ALGORITHMS": "SHA-1"}).config
+    assert cfg.auth_algorithms == ["MD5"] and "SHA-1" in cfg.errors[0]
+
+
+def test_proxy_credentials_for_our_realm_are_not_forwarded():
+    box = Box(SIP_AUTH="all")
+    alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12")
+    register_with(box, bob, "secret2")
+    out = box.send(alice, alice.invite("1002", "cred"))
+    c = challenges(out[1], "proxy-authenticate")["MD5"]
+    mine = "Proxy-Authorization: " + digest("MD5", "1001", "secret1", c["realm"], "INVITE",
+                                            "sip:1002@10.0.0.1", c["nonce"])
+    other = 'Proxy-Authorization: Digest realm="elsewhere", username="x", response="y"'
+    data = with_header(with_header(alice.invite("1002", "cred", cseq=2), mine), other)
+    out = box.send(alice, data)
+    fwd = out[1]
+    assert fwd.method == "INVITE"
+    assert fwd.values("proxy-authorization") == [other.split(": ", 1)[1]]
+
+
+def test_in_dialog_request_credentials_are_not_forwarded_either():
+    box = Box(SIP_AUTH="all")
+    alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12")
+    register_with(box, bob, "secret2")
+    creds = 'Proxy-Authorization: Digest realm="10.0.0.1", username="1001", response="00"'
+    bye = alice.request("BYE", "sip:1002@10.0.0.12:5060", "<sip:1002@10.0.0.1>;tag=b", "dlg", 3,
+                        ["Route: <sip:10.0.0.1:5060;lr>", creds])
+    out = box.send(alice, bye)
+    assert out[0].method == "BYE" and out[0].get("proxy-authorization") is None

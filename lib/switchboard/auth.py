@@ -19,7 +19,7 @@ MAX_NONCES = 64  # nonce counts remembered
 MAX_FAILING = 32  # sources with recent failures remembered
 FAILURES_BEFORE_BLOCK = 5
 BLOCK_MS = 60000
-ALGORITHMS = (("SHA-256", "sha256"), ("MD5", "md5"))
+HASHES = {"SHA-256": "sha256", "MD5": "md5"}
 
 
 def hasher(name):
@@ -93,9 +93,9 @@ class Auth:
         self.mode = config.sip_auth
         self.realm = config.sip_domain or config.sip_address or "switchboard"
         self.secret = secret  # bytes, per boot
-        self.algorithms = []
-        for label, name in ALGORITHMS:
-            make = hasher(name)
+        self.algorithms = []  # offered, in SIP_AUTH_ALGORITHMS order (RFC 8760: preferred first)
+        for label in config.auth_algorithms:
+            make = hasher(HASHES[label])
             if make is not None:
                 self.algorithms.append((label, make))
         self.ha1 = {}  # (user, algorithm label) -> HA1
@@ -112,7 +112,7 @@ class Auth:
         self.failing = {}  # source ip -> [failures, blocked until ms]
         self.stats = {"challenged": 0, "accepted": 0, "rejected": 0, "replayed": 0,
                       "blocked": 0}
-        self.key_hash = self.algorithms[0][1] if self.algorithms else None
+        self.key_hash = hasher("sha256") or hasher("md5")  # for the nonce MAC
         self.serial = 0
 
     def limits(self):
@@ -121,6 +121,12 @@ class Auth:
 
     # the hook ------------------------------------------------------------
     def __call__(self, engine, req, source, now):
+        answer = self._hook(req, source, now)
+        if answer is None and req.get("proxy-authorization") is not None:
+            self._consume(req)  # also in-dialog requests, which phones send with credentials
+        return answer
+
+    def _hook(self, req, source, now):
         if self.mode == "off" or not self.protected or self.key_hash is None:
             return None
         method = req.method
@@ -151,6 +157,17 @@ class Auth:
         reason = "Unauthorized" if code == 401 else "Proxy Authentication Required"
         self.stats["challenged"] += 1
         return code, reason, self.challenges(challenge, now, result == "stale")
+
+    def _consume(self, req):
+        """Credentials for our realm stop here (RFC 3261 §22.3): the callee never sees them."""
+        kept = []
+        for h in req.headers:
+            if h[0] == "proxy-authorization":
+                c = parse_credentials(h[2])
+                if c is None or c.get("realm") == self.realm:
+                    continue
+            kept.append(h)
+        req.headers = kept
 
     def challenges(self, header, now, stale):
         nonce = self.nonce(now)

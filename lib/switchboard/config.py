@@ -33,6 +33,7 @@ STRINGS = (
     ("LOG_LEVEL", "info"),
     ("DASHBOARD_PASSWORD", ""),
     ("SIP_AUTH", ""),
+    ("SIP_AUTH_ALGORITHMS", "MD5"),
 )
 
 
@@ -70,6 +71,13 @@ class Config:
         if not auth:
             auth = "register" if any(self.users.values()) else "off"
         self.sip_auth = auth
+        algorithms = []
+        for name in self.sip_auth_algorithms.upper().replace(" ", "").split(","):
+            if name in ("MD5", "SHA-256") and name not in algorithms:
+                algorithms.append(name)
+            elif name:
+                self.errors.append("SIP_AUTH_ALGORITHMS: %r is not MD5 or SHA-256" % name)
+        self.auth_algorithms = algorithms or ["MD5"]
         if not self.sip_address and self.sip_host not in ("", "0.0.0.0"):
             self.sip_address = self.sip_host
 

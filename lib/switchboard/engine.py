@@ -381,9 +381,9 @@ class Engine:
 
     def active_calls(self, now):
         """Calls in progress, oldest first."""
-        calls = [self.calls.active[k].as_dict(now) for k in sorted(self.calls.active)]
-        calls.sort(key=lambda c: -c["age"])
-        return calls
+        calls = [self.calls.active[k] for k in sorted(self.calls.active)]
+        calls.sort(key=lambda c: c.started)
+        return [c.as_dict(now) for c in calls]
 
     def call_history(self, now):
         """Finished calls, newest first."""
