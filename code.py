@@ -162,8 +162,8 @@ def board_pin(board, names, setting=None):
     """The board's pin object for a setting value or the first existing name of names."""
     if setting is not None and str(setting).strip() != "":
         names = str(setting).strip()
-        if names.lower() == "none":
-            return None
+    if names and names.lower() == "none":
+        return None  # W5500_RST = "none": no reset pin wired
     for name in names.split("|"):
         if name and hasattr(board, name):
             return getattr(board, name)
@@ -308,12 +308,14 @@ def board_main():
         return 1
     print("Ethernet: %s, MAC %s (%s), link up" % (net.chip, ":".join("%02x" % b for b in net.mac),
                                                  net.mac_source))
-    if net.ip == "0.0.0.0":
+    if net.ip == "0.0.0.0" and net.use_dhcp:
         print("Network: no address yet (DHCP keeps asking)")
+    elif net.ip == "0.0.0.0":
+        print("Network: no address: NET_DHCP is off and NET_IP is not set")
     else:
         print("Network: %s %s/%s, gateway %s, DNS %s" % (net.mode, net.ip, ip_str(net.netmask),
                                                          ip_str(net.gateway), ip_str(net.dns)))
-    explicit = bool(config.sip_address)
+    explicit = bool(getenv("SIP_ADDRESS"))  # not SIP_HOST: the chip has one address
     if not explicit:
         config.sip_address = net.ip
     config.sip_host = ""  # the chip has one address; the pool checks a bind address against it

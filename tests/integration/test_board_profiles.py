@@ -47,6 +47,7 @@ def test_board_defaults_and_pin_settings():
     ("raspberry_pi_pico", {"SPI_SCK": "GP10", "SPI_MOSI": "GP11", "SPI_MISO": "GP12",
                            "W5500_CS": "GP13", "W5500_RST": "GP14"},
      {"sck": "GPIO10", "cs": "GPIO13", "rst": "GPIO14"}),
+    ("wiznet_w5500_evb_pico", {"W5500_RST": "none"}, None),  # no reset pin wired
 ])
 def test_board_comes_up(board_id, settings, wiring):
     with Board(settings, board_id=board_id, wiring=wiring) as board:
@@ -54,6 +55,12 @@ def test_board_comes_up(board_id, settings, wiring):
         assert "on %s" % board_id in out
         assert "Network: dhcp %s/" % board.ip in out
         assert board.api("/api/status")["network"]["chip"] == "w5500"
+
+
+def test_sip_host_on_a_board_does_not_pin_the_address():
+    """SIP_HOST is a host-mode setting: on a board Via and Record-Route follow the chip."""
+    with Board({"SIP_HOST": "10.9.9.9"}) as board:
+        assert board.api("/api/status")["sip"] == "%s:5060" % board.ip
 
 
 def test_unknown_board_without_pins_says_what_to_set():
