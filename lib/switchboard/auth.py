@@ -7,7 +7,7 @@ Authorization cannot be replayed. Sources that keep failing are refused for a
 while.
 """
 
-from switchboard.message import URI, ParseError, parse_name_addr
+from switchboard.message import URI, ParseError, address_user, to_tag
 
 try:
     import hashlib
@@ -131,11 +131,11 @@ class Auth:
             return None
         method = req.method
         if method == "REGISTER":
-            user = _user(req.get("to"))
+            user = address_user(req.get("to"))
             header, challenge, code = "authorization", "WWW-Authenticate", 401
         elif self.mode == "all" and method not in ("ACK", "CANCEL", "BYE", "PRACK") \
-                and not _has_to_tag(req):
-            user = _user(req.get("from"))
+                and to_tag(req) is None:
+            user = address_user(req.get("from"))
             header, challenge, code = "proxy-authorization", "Proxy-Authenticate", 407
         else:
             return None
@@ -275,18 +275,6 @@ class Auth:
         if entry[0] >= FAILURES_BEFORE_BLOCK:
             entry[0] = 0
             entry[1] = now + BLOCK_MS
-
-
-def _user(value):
-    try:
-        return URI(parse_name_addr(value)[1]).user
-    except (ParseError, TypeError):
-        return ""
-
-
-def _has_to_tag(req):
-    value = req.get("to") or ""
-    return ";tag=" in value.replace(" ", "").lower()
 
 
 def _same_uri(a, b):

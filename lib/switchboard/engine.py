@@ -20,6 +20,7 @@ from switchboard.message import (
     parse,
     parse_name_addr,
     set_param,
+    to_tag,
 )
 from switchboard.proxy import Proxy, fnv, is_ip, reply_address
 from switchboard.ratelimit import RateLimit
@@ -289,18 +290,12 @@ class Engine:
             if method == "OPTIONS":
                 self.reply(txn, 200, "OK", [("Allow", ALLOW), ("Accept", "application/sdp")],
                            now)
-            elif self.proxy_to_tag(req):
+            elif to_tag(req) is not None:
                 self.reply(txn, 481, "Call/Transaction Does Not Exist", [], now)
             else:
                 self.reply(txn, 405, "Method Not Allowed", [("Allow", ALLOW)], now)
             return
         self.proxy.route(txn, req, now)
-
-    def proxy_to_tag(self, req):
-        try:
-            return param(parse_name_addr(req.get("to"))[2], "tag") is not None
-        except ParseError:
-            return False
 
     # responses we make -----------------------------------------------------
     def _response(self, req, status, reason, headers=(), tag=None):

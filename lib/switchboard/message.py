@@ -280,6 +280,25 @@ def parse_name_addr(value):
     return display, uri, params
 
 
+def address_user(value):
+    """The user part of the URI in a From/To/Contact value; "" when there is none or it is bad."""
+    try:
+        return URI(parse_name_addr(value)[1]).user
+    except (ParseError, TypeError):
+        return ""
+
+
+def to_tag(msg):
+    """The To tag of msg (None outside a dialog, or when To does not parse)."""
+    value = msg.get("to")
+    if value is None:
+        return None
+    try:
+        return param(parse_name_addr(value)[2], "tag")
+    except ParseError:
+        return None
+
+
 class URI:
     """A sip:/sips: URI split into parts; other schemes keep only scheme and text."""
 

@@ -12,10 +12,11 @@ from switchboard.message import (
     Message,
     ParseError,
     Via,
+    address_user,
     digits,
-    param,
     parse_name_addr,
     split_commas,
+    to_tag,
 )
 from switchboard.transaction import (
     COMPLETED,
@@ -48,16 +49,6 @@ def class_rank(status):
     return status // 100
 
 
-def to_tag(msg):
-    value = msg.get("to")
-    if value is None:
-        return None
-    try:
-        return param(parse_name_addr(value)[2], "tag")
-    except ParseError:
-        return None
-
-
 class Proxy:
     def __init__(self, engine):
         self.engine = engine
@@ -87,8 +78,8 @@ class Proxy:
         self.forward(server, req, targets, record, now)
 
     def _start_call(self, server, req, now):
-        caller = _user(req.get("from"))
-        callee = _user(req.get("to")) or req.ruri.user
+        caller = address_user(req.get("from"))
+        callee = address_user(req.get("to")) or req.ruri.user
         server.call = self.calls.start(req.get("call-id"), caller, callee, req.body, now)
 
     def targets(self, req, now):
@@ -247,18 +238,7 @@ class Proxy:
             ct.cancel = 1  # sent when a provisional response arrives (§9.1)
         elif ct.state == PROCEEDING and ct.cancel != 2:
             ct.cancel = 2
-            r = ct.request
-            c = Message()
-            c.method = "CANCEL"
-            c.uri = r.uri
-            c.add("Via", r.first_value("via"))
-            for value in r.values("route"):
-                c.add("Route", value)
-            c.add("Max-Forwards", "70")
-            for name in ("From", "To", "Call-ID"):
-                c.add(name, r.get(name.lower()))
-            c.add("CSeq", "%s CANCEL" % r.get("cseq").split()[0])
-            data = c.to_bytes()
+            data = hop_request(ct.request, "CANCEL", ct.request.get("to"))
             key = ct.key[:ct.key.rfind("|")] + "|CANCEL"
             cancel = ClientTransaction(key, "CANCEL", None, data, ct.dest, None, now)
             if self.txns.get(key) is None:
@@ -382,19 +362,7 @@ class Proxy:
     def _ack(self, ct, resp):
         """ACK for a non-2xx final response: hop by hop, on the INVITE's branch (§17.1.1.3)."""
         if ct.ack is None:
-            r = ct.request
-            a = Message()
-            a.method = "ACK"
-            a.uri = r.uri
-            a.add("Via", r.first_value("via"))
-            for value in r.values("route"):
-                a.add("Route", value)
-            a.add("Max-Forwards", "70")
-            a.add("From", r.get("from"))
-            a.add("To", resp.get("to") or r.get("to"))
-            a.add("Call-ID", r.get("call-id"))
-            a.add("CSeq", "%s ACK" % r.get("cseq").split()[0])
-            ct.ack = a.to_bytes()
+            ct.ack = hop_request(ct.request, "ACK", resp.get("to") or ct.request.get("to"))
         self.engine.send(ct.ack, ct.dest)
 
     # timers --------------------------------------------------------------
@@ -437,11 +405,21 @@ class Proxy:
         self.branch_done(ct, None, now)
 
 
-def _user(value):
-    try:
-        return URI(parse_name_addr(value)[1]).user
-    except (ParseError, TypeError):
-        return ""
+def hop_request(r, method, to):
+    """CANCEL or non-2xx ACK for the request r we forwarded: its Request-URI, our Via (same
+    branch), its Route set, From, Call-ID and CSeq number (§9.1, §17.1.1.3)."""
+    m = Message()
+    m.method = method
+    m.uri = r.uri
+    m.add("Via", r.first_value("via"))
+    for value in r.values("route"):
+        m.add("Route", value)
+    m.add("Max-Forwards", "70")
+    m.add("From", r.get("from"))
+    m.add("To", to)
+    m.add("Call-ID", r.get("call-id"))
+    m.add("CSeq", "%s %s" % (r.get("cseq").split()[0], method))
+    return m.to_bytes()
 
 
 def _drop_last_route(req):
