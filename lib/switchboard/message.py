@@ -15,6 +15,14 @@ COMPACT = {
 }
 # Headers whose comma-separated values are split into separate values.
 LISTS = ("via", "contact", "route", "record-route")
+# Header names seen in every call: known tokens, no need to check them character by character.
+KNOWN = frozenset(("via", "from", "to", "call-id", "cseq", "contact", "max-forwards",
+                   "content-length", "content-type", "user-agent", "allow", "supported",
+                   "record-route", "route", "expires", "server", "authorization",
+                   "www-authenticate", "proxy-authorization", "proxy-authenticate", "event",
+                   "accept", "subject", "require", "session-expires", "min-se", "date",
+                   "allow-events", "refer-to", "referred-by", "p-asserted-identity", "v", "f",
+                   "t", "i", "m", "l", "c", "k", "s", "e", "o", "r", "u", "x", "b"))
 MAX_HEADERS = 80
 MAX_METHOD = 64
 TOKEN_EXTRA = "-.!%*_+`'~"
@@ -470,16 +478,14 @@ def _parse_head(text):
         if colon <= 0:
             raise ParseError("Malformed header line", msg)
         name = line[:colon].strip()
-        if not is_token(name):
+        lname = name.lower()
+        if lname not in KNOWN and not is_token(name):
             raise ParseError("Malformed header name", msg)
         if len(headers) >= MAX_HEADERS:
             raise ParseError("Too many headers", msg)
-        lname = name.lower()
         lname = COMPACT.get(lname, lname)
-        j = colon + 1
-        while j < len(line) and line[j] in " \t":
-            j += 1
-        headers.append([lname, line[:j], line[j:].rstrip()])
+        value = line[colon + 1:].lstrip(" \t")
+        headers.append([lname, line[:len(line) - len(value)], value.rstrip()])
     if bad_start:
         raise ParseError(bad_start[0], msg, bad_start[1])
     return msg
