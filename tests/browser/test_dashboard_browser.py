@@ -55,6 +55,16 @@ def test_dashboard_live_updates(browser):
             page.wait_for_selector("#history td:has-text('ended')", timeout=10000)
             page.wait_for_selector("#calls td:has-text('No active call')", timeout=10000)
             page.screenshot(path=os.path.join(SHOTS, "dashboard.png"), full_page=True)
+            # readable on a phone: nothing wider than the screen, tables scroll inside their box
+            phone = browser.new_page(viewport={"width": 390, "height": 844})
+            try:
+                phone.goto("http://127.0.0.1:%d/" % host.http_port)
+                expect(phone.locator("#live")).to_have_text("live", timeout=10000)
+                for box in ("header", "main", "section >> nth=0", "#health"):
+                    assert phone.locator(box).bounding_box()["width"] <= 390, box
+                phone.screenshot(path=os.path.join(SHOTS, "dashboard-phone.png"), full_page=True)
+            finally:
+                phone.close()
             navigations = [u for u in requests if u.rstrip("/").endswith(str(host.http_port))]
             assert len(navigations) == 1  # no reload: everything came through the API
             assert not [u for u in requests if "favicon" in u]
