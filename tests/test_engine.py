@@ -404,3 +404,28 @@ def test_request_uri_in_angle_brackets_is_400():
                                               b"INVITE <sip:1002@10.0.0.1> ")
     out = rig.send(alice, data)
     assert [first_line(d) for d, _ in out] == ["SIP/2.0 400 Malformed Request-URI"]
+
+
+def test_finished_calls_leave_no_reference_cycles():
+    """Transactions free their branches and messages when forgotten, so CPython's cyclic
+    collector has nothing to pause for (bench/gc_cycles.py measured 34 objects a call)."""
+    import gc
+
+    rig = Rig(RATE_LIMIT=0)
+    alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12")
+    rig.send(bob, bob.register())
+    gc.collect()
+    gc.disable()
+    try:
+        for i in range(40):
+            invite, at_bob = rig.call(alice, bob, "cyc%d" % i)
+            ok = rig.send(bob, bob.answer(at_bob, 200, "OK", sdp=True))[0][0]
+            rig.send(alice, alice.in_dialog("ACK", ok, 1))
+            out = rig.send(alice, alice.in_dialog("BYE", ok, 2))
+            rig.send(bob, bob.answer(out[0][0], 200, "OK"))
+        rig.tick(40000)  # every transaction's linger time is over
+        assert rig.engine.txns.all == {}
+        found = gc.collect()
+    finally:
+        gc.enable()
+    assert found < 40, found  # before the fix: about 34 objects per call

@@ -7,6 +7,8 @@ Authorization cannot be replayed. Sources that keep failing are refused for a
 while.
 """
 
+from binascii import hexlify
+
 from switchboard.message import URI, ParseError, address_user, to_tag
 
 try:
@@ -41,9 +43,7 @@ def hasher(name):
 
 def hexdigest(make, text):
     data = text.encode() if isinstance(text, str) else text
-    h = make(data)
-    digest = h.digest()
-    return "".join("%02x" % b for b in digest)
+    return hexlify(make(data).digest()).decode()
 
 
 def hmac(make, key, msg):
@@ -187,7 +187,7 @@ class Auth:
             serial = self.serial
         stamp = "%x.%x" % (now // 1000, serial)
         mac = hmac(self.key_hash, self.secret, stamp.encode())
-        return stamp + "." + "".join("%02x" % b for b in mac[:12])
+        return stamp + "." + hexlify(mac[:12]).decode()
 
     def nonce_age(self, nonce, now):
         """Seconds since we issued nonce, or None if we did not issue it."""

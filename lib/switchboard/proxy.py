@@ -401,8 +401,8 @@ class Proxy:
     def _timeout(self, ct, now):
         ct.status = 408
         ct.state = COMPLETED
+        self.branch_done(ct, None, now)  # first: finishing may release the link to the server
         self.txns.finish(ct, now, LINGER if ct.method == "INVITE" else 0)
-        self.branch_done(ct, None, now)
 
 
 def hop_request(r, method, to):

@@ -38,6 +38,17 @@ class ServerTransaction:
         self.interval = T1
         self.give_up = 0
 
+    def release(self):
+        """Drop the links to branches and messages so reference counting frees all of it
+        at once (no cycle left for a garbage collector pause to find)."""
+        for ct in self.branches:
+            if ct.server is self:
+                ct.server = None
+        self.branches = []
+        self.request = None
+        self.best = None
+        self.call = None
+
 
 class ClientTransaction:
     """A request we forwarded to one target."""
@@ -57,6 +68,10 @@ class ClientTransaction:
         self.due = now + T1
         self.give_up = now + LINGER
         self.timer_c = None
+
+    def release(self):
+        self.server = None
+        self.request = None
 
 
 def server_key(request, via):
@@ -111,7 +126,7 @@ class TransactionTable:
             if linger:
                 self.lingering.append((now + linger, txn.key))
             else:
-                del self.all[txn.key]
+                self._forget(txn.key)
 
     def expire(self, now):
         """Forget lingering transactions whose time is up."""
@@ -120,7 +135,7 @@ class TransactionTable:
         while n < len(lingering) and lingering[n][0] <= now:
             key = lingering[n][1]
             if key not in self.active:
-                self.all.pop(key, None)
+                self._forget(key)
             n += 1
         if n:
             del lingering[:n]
@@ -128,7 +143,12 @@ class TransactionTable:
     def _drop_oldest(self):
         key = self.lingering.pop(0)[1]
         if key not in self.active:
-            self.all.pop(key, None)
+            self._forget(key)
+
+    def _forget(self, key):
+        txn = self.all.pop(key, None)
+        if txn is not None:
+            txn.release()
 
     def due(self, now):
         """Active transactions whose timer has come; recomputes next_due."""

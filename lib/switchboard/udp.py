@@ -6,10 +6,17 @@ an oversize datagram shows as such instead of being silently cut.
 """
 
 
+RECEIVE_BUFFER = 1 << 20
+
+
 class UDPEndpoint:
     def __init__(self, pool, host, port, max_size, log):
         self.log = log
         self.sock = pool.socket(pool.AF_INET, pool.SOCK_DGRAM)
+        try:  # room for a burst while the loop is busy (a CPython socket; the W5500 has 2 KB)
+            self.sock.setsockopt(pool.SOL_SOCKET, pool.SO_RCVBUF, RECEIVE_BUFFER)
+        except (AttributeError, OSError):
+            pass
         self.sock.bind((host, port))
         self.sock.settimeout(0)
         self.buf = bytearray(max_size + 1)

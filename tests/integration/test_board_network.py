@@ -132,8 +132,8 @@ def browser_fetch(board, path, results, index, tries=40):
             if data.startswith(b"HTTP/1.1 200"):
                 results[index] = (data, resets)
                 return
-        except (ConnectionResetError, ConnectionRefusedError, BrokenPipeError):
-            pass
+        except (ConnectionResetError, ConnectionRefusedError, BrokenPipeError, TimeoutError):
+            pass  # reset (no backlog on the chip) or, on a loaded machine, too slow: try again
         resets += 1
         time.sleep(0.05)
     results[index] = (None, resets)
