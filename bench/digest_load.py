@@ -1,10 +1,10 @@
 """Open-loop REGISTER load with digest authentication, for bench/host_load.py.
 
 Why not sipp: SIPp 3.6 computes only MD5 (and AKA) credentials and answers the first
-WWW-Authenticate of a 401; Switchboard offers SHA-256 first and MD5 second (RFC 8760 order of
-preference), so every sipp REGISTER fails there with "authentication must use MD5 or
-AKAv1-MD5". This client does what RFC 8760 asks of a client instead: it takes the first
-challenge whose algorithm it supports (SHA-256 or MD5; none named means MD5).
+WWW-Authenticate of a 401; with SIP_AUTH_ALGORITHMS = "SHA-256,MD5" Switchboard offers SHA-256
+first (RFC 8760 order of preference), and sipp then fails with "authentication must use MD5 or
+AKAv1-MD5". This client does what RFC 8760 asks of a client: it takes the first challenge
+whose algorithm it supports (SHA-256 or MD5; none named means MD5).
 
 Per user: REGISTER, 401 with a challenge, REGISTER with Authorization (qop=auth), 200. New
 registrations start at a fixed rate whether or not earlier ones are answered (open loop), on
@@ -17,7 +17,11 @@ import hashlib
 import os
 import select
 import socket
+import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from switchboard.auth import parse_credentials  # noqa: E402
 
 T1 = 0.5
 T2 = 4.0
@@ -29,39 +33,10 @@ def _h(make, text):
     return make(text.encode()).hexdigest()
 
 
-def _params(value):
-    """{name: value} of a Digest challenge (quoted values unquoted)."""
-    out = {}
-    rest = value.strip()
-    if rest[:7].lower() == "digest ":
-        rest = rest[7:]
-    i = 0
-    n = len(rest)
-    while i < n:
-        while i < n and rest[i] in " ,\t":
-            i += 1
-        eq = rest.find("=", i)
-        if eq < 0:
-            break
-        name = rest[i:eq].strip().lower()
-        i = eq + 1
-        if i < n and rest[i] == '"':
-            end = rest.find('"', i + 1)
-            end = n if end < 0 else end
-            out[name] = rest[i + 1:end]
-            i = end + 1
-        else:
-            end = rest.find(",", i)
-            end = n if end < 0 else end
-            out[name] = rest[i:end].strip()
-            i = end
-    return out
-
-
 def authorization(challenges, user, password, uri, method="REGISTER"):
     """The Authorization value for the first challenge with an algorithm we know, or None."""
     for value in challenges:
-        p = _params(value)
+        p = parse_credentials(value)
         label = p.get("algorithm", "MD5").upper()
         make = HASHES.get(label)
         if make is None:
