@@ -44,6 +44,12 @@ class Eth:
         self.link_status = True
         self.dest = None
         self.opened = []
+        # registers of the one socket W5500UDP drives at register level
+        self.rx = bytearray()  # unread UDP records in the RX buffer
+        self.rx_rd = 0
+        self.rx_rd_new = 0
+        self.tx = b""
+        self.ir = 0
 
     def get_socket(self, reserve_socket=False):
         return 3
@@ -61,7 +67,38 @@ class Eth:
         return 0x22
 
     def _write(self, addr, ctrl, data):
-        self.dest = bytes(data)
+        kind = (ctrl >> 3) & 3  # 1 socket register, 2 TX buffer, 3 RX buffer
+        value = data if isinstance(data, int) else int.from_bytes(bytes(data), "big")
+        if kind == 2:
+            self.tx = bytes(data)
+        elif addr == 0x0C:
+            self.dest = bytes(data)  # Sn_DIPR + Sn_DPORT
+        elif addr == 0x28:
+            self.rx_rd_new = value  # Sn_RX_RD
+        elif addr == 0x02:
+            self.ir &= ~value  # Sn_IR: writing 1 clears
+        elif addr == 0x01 and value == 0x20:  # SEND
+            self.sent.append((self.dest, self.tx))
+            self.ir |= 0x10
+        elif addr == 0x01 and value == 0x40:  # RECV
+            self.rx = self.rx[self.rx_rd_new - self.rx_rd:]
+            self.rx_rd = self.rx_rd_new
+
+    def _read(self, addr, ctrl, length=1):
+        if (ctrl >> 3) & 3 == 3:
+            start = addr - self.rx_rd
+            return bytes(self.rx[start:start + length])
+        if addr == 0x26:  # Sn_RX_RSR: the waiting datagrams as UDP records
+            while self.inbox:
+                data, src = self.inbox.pop(0)
+                self.rx += self.unpretty_ip(src[0]) + src[1].to_bytes(2, "big")
+                self.rx += len(data).to_bytes(2, "big") + data
+            return len(self.rx).to_bytes(2, "big")
+        if addr == 0x28:
+            return self.rx_rd.to_bytes(2, "big")
+        if addr == 0x02:
+            return bytes((self.ir,))
+        return bytes(length)  # Sn_CR (command taken), Sn_TX_WR
 
     def socket_write(self, n, data, timeout=0):
         data = bytes(data)
