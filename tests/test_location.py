@@ -4,7 +4,7 @@ from switchboard.location import Binding, Location
 
 
 def binding(uri, expires_at=10_000, q=1000, source=("10.0.0.9", 5060), instance=""):
-    return Binding(uri, "<%s>" % uri, source, expires_at, "cid@x", 1, 0, "UA/1", instance, q)
+    return Binding(uri, source, expires_at, "cid@x", 1, 0, "UA/1", instance, q)
 
 
 def test_add_and_lookup():

@@ -7,13 +7,11 @@ table refuses new bindings instead of growing.
 
 
 class Binding:
-    __slots__ = ("uri", "contact", "source", "expires_at", "call_id", "cseq", "since",
-                 "user_agent", "instance", "q")
+    __slots__ = ("uri", "source", "expires_at", "call_id", "cseq", "since", "user_agent",
+                 "instance", "q")
 
-    def __init__(self, uri, contact, source, expires_at, call_id, cseq, since, user_agent,
-                 instance, q):
-        self.uri = uri  # the contact URI, as the phone wrote it
-        self.contact = contact  # the whole Contact value (for the 200 OK)
+    def __init__(self, uri, source, expires_at, call_id, cseq, since, user_agent, instance, q):
+        self.uri = uri  # the contact URI, as the phone wrote it (the 200 OK lists it)
         self.source = source  # (ip, port) the REGISTER came from
         self.expires_at = expires_at  # ms
         self.call_id = call_id

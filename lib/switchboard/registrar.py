@@ -81,18 +81,18 @@ class Registrar:
                 q = int(float(q) * 1000) if q else 1000
             except (ValueError, OverflowError):
                 q = 1000
-            changes.append((uri, value, key, expires, old, instance, q))
+            changes.append((uri, expires, old, instance, q))
         # room for the new ones?
         bindings = self.location.table.get(user, [])
         adding = 0
-        for uri, _, _, expires, old, instance, _ in changes:
+        for uri, expires, old, instance, _ in changes:
             if expires and old is None and self._moved(bindings, instance, uri, source) is None:
                 adding += 1
         if adding and (self.location.count + adding > self.location.max_bindings
                        or len(bindings) + adding > self.location.max_per_aor):
             return 503, "Service Unavailable", [("Retry-After", "60")]
         user_agent = req.get("user-agent") or ""
-        for uri, value, _, expires, old, instance, q in changes:
+        for uri, expires, old, instance, q in changes:
             if expires == 0:
                 if old is not None:
                     self.location.remove(user, old)
@@ -105,12 +105,11 @@ class Registrar:
                     self.log("info", "moved %s contact=<%s> -> <%s>" % (user, old.uri, uri))
                     old = None
             if old is None:
-                b = Binding(uri, value, source, now + expires * 1000, call_id, cseq, now,
+                b = Binding(uri, source, now + expires * 1000, call_id, cseq, now,
                             user_agent, instance, q)
                 self.location.add(user, b)
             else:
                 b = old
-                b.contact = value
                 b.source = source
                 b.expires_at = now + expires * 1000
                 b.call_id = call_id
