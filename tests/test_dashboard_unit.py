@@ -64,3 +64,23 @@ def test_rendering_escapes_what_phones_send():
     html = render_registrations(regs)
     assert "<script>" not in html and "<img" not in html
     assert escape("a&b<c>\"'") == "a&amp;b&lt;c&gt;&quot;&#39;"
+
+
+def test_lost_w5500_listener_is_started_again(tmp_path):
+    """adafruit_wiznet5k raises RuntimeError, not OSError, when accept() cannot open a new
+    listening socket or the listener was closed: the dashboard listens afresh."""
+    app, dash, clock, lines = make(tmp_path)
+    try:
+        for text in ("Failed to open new listening socket", "The socket has been closed."):
+            def lost(text=text):
+                raise RuntimeError(text)
+
+            dash.server.poll = lost
+            dash.poll(clock.now())
+            clock.t += 20000
+        assert dash.restarts == 2
+        assert any("listener lost" in line for line in lines)
+    finally:
+        dash.server.poll = lambda: None
+        dash.server.stop()
+        app.sip.close()

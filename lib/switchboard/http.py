@@ -142,7 +142,14 @@ class Dashboard:
             self._warn(now, "dashboard: listener failed (%r); starting it again" % (e,))
             self.restart()
         except Exception as e:  # a bad request, or no socket free: never stop the loop
-            self._warn(now, "dashboard: request failed: %r" % (e,))
+            text = str(e)
+            if "listening socket" in text or "has been closed" in text:
+                # adafruit_wiznet5k: accept() gave the listener to a client and could not open
+                # a new one, or the listener fell to CLOSED: listen afresh
+                self._warn(now, "dashboard: listener lost (%r); starting it again" % (e,))
+                self.restart()
+            else:
+                self._warn(now, "dashboard: request failed: %r" % (e,))
 
     def _warn(self, now, text):
         """Count every error; print at most one line per 10 s (a dead chip fails each poll)."""

@@ -178,10 +178,11 @@ def test_listener_that_dies_is_started_again():
     with Board() as board:
         assert board.api("/api/status")["network"]["link"] is True
         assert board.control("close_listener", port=board.http_port)["ok"]
-        board.wait_for("listener lost on the chip; starting it again")
-        status = board.api("/api/status")
+        # Dashboard.poll (the driver's RuntimeError) or DashboardGuard (the CLOSED state),
+        # whichever sees it first, listens afresh
+        board.wait_for("starting it again")
+        status = board.api("/api/status")  # served: the listener is back
         assert status["counters"]["http_restarts"] >= 1
-        assert status["network"]["http_listener_revived"] == 1
 
 
 def test_watchdog_is_fed_and_a_watchdog_reset_is_reported():
