@@ -146,13 +146,19 @@ BOARDS = {
 FEATHERWING = ("board", "SCK", "MOSI", "MISO", "D10", "")  # Ethernet / PoE FeatherWing
 
 
+BOARD_DEFAULTS = {"HTTP_PORT": 80, "MAX_MESSAGE_SIZE": 1472}
+
+
 def board_getenv(getenv):
-    """Settings on a board: os.getenv, with the board's own defaults (HTTP_PORT 80)."""
+    """Settings on a board: os.getenv, with the board's own defaults: HTTP_PORT 80, and
+    MAX_MESSAGE_SIZE 1472 (the W5500 neither fragments nor reassembles: a UDP payload over
+    1472 bytes does not fit a 1500-byte Ethernet frame, so a forward that would grow past it
+    gets 513)."""
 
     def get(name):
         value = getenv(name)
-        if value is None and name == "HTTP_PORT":
-            return 80
+        if value is None:
+            return BOARD_DEFAULTS.get(name)
         return value
 
     return get

@@ -26,6 +26,7 @@ def test_board_defaults_and_pin_settings():
     code = load_code()
     get = code.board_getenv({}.get)
     assert get("HTTP_PORT") == 80 and get("SIP_PORT") is None
+    assert get("MAX_MESSAGE_SIZE") == 1472
     assert code.board_getenv({"HTTP_PORT": "8080"}.get)("HTTP_PORT") == "8080"
     assert code.board_profile("wiznet_w5500_evb_pico", {}.get) == (
         "busio", ["W5K_SCK|GP18", "W5K_MOSI|GP19", "W5K_MISO|GP16", "W5K_CS|GP17",
