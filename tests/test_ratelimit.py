@@ -47,3 +47,20 @@ def test_engine_drops_before_parsing_and_counts():
 def test_rate_limit_zero_disables():
     engine = new_engine({"RATE_LIMIT": 0})
     assert engine.ratelimit is None
+
+
+def test_lockout_blocks_after_failures_and_is_bounded():
+    from switchboard.ratelimit import Lockout
+
+    lock = Lockout(failures=3, block_ms=1000, max_sources=2)
+    for _ in range(2):
+        lock.failed("a", 0)
+    assert lock.blocked("a", 0) == 0
+    lock.failed("a", 0)
+    assert lock.blocked("a", 10) == 990
+    assert lock.blocked("a", 1000) == 0
+    lock.succeeded("a")
+    assert len(lock) == 0
+    for ip in ("a", "b", "c"):
+        lock.failed(ip, 0)
+    assert len(lock) == 2

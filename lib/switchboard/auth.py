@@ -10,6 +10,7 @@ while.
 from binascii import hexlify
 
 from switchboard.message import URI, ParseError, address_user, to_tag
+from switchboard.ratelimit import Lockout
 
 try:
     import hashlib
@@ -109,7 +110,7 @@ class Auth:
         self.protected = set(u for u, _ in self.ha1)
         self.counts = {}  # nonce -> highest nc seen
         self.order = []  # nonces in the order seen, for eviction
-        self.failing = {}  # source ip -> [failures, blocked until ms]
+        self.failing = Lockout(FAILURES_BEFORE_BLOCK, BLOCK_MS, MAX_FAILING)
         self.stats = {"challenged": 0, "accepted": 0, "rejected": 0, "replayed": 0,
                       "blocked": 0}
         self.key_hash = hasher("sha256") or hasher("md5")  # for the nonce MAC
@@ -142,18 +143,17 @@ class Auth:
         if user not in self.protected:
             return None  # users without a password, or strangers (the registrar says 404)
         ip = source[0]
-        entry = self.failing.get(ip)
-        if entry is not None and entry[1] > now:
+        if self.failing.blocked(ip, now):
             self.stats["blocked"] += 1
             return 403, "Forbidden (too many failed attempts)", []
         result = self.check(req, header, user, now)
         if result == "ok":
             self.stats["accepted"] += 1
-            if entry is not None:
-                del self.failing[ip]
+            self.failing.succeeded(ip)
             return None
         if result in ("wrong", "replay"):
-            self._failed(ip, now)
+            self.stats["rejected"] += 1
+            self.failing.failed(ip, now)
         reason = "Unauthorized" if code == 401 else "Proxy Authentication Required"
         self.stats["challenged"] += 1
         return code, reason, self.challenges(challenge, now, result == "stale")
@@ -259,22 +259,6 @@ class Auth:
             if len(self.order) > MAX_NONCES:
                 self.counts.pop(self.order.pop(0), None)
         self.counts[nonce] = count
-
-    def _failed(self, ip, now):
-        self.stats["rejected"] += 1
-        entry = self.failing.get(ip)
-        if entry is None:
-            if len(self.failing) >= MAX_FAILING:
-                oldest = None
-                for k in self.failing:
-                    if oldest is None or self.failing[k][1] < self.failing[oldest][1]:
-                        oldest = k
-                del self.failing[oldest]
-            entry = self.failing[ip] = [0, 0]
-        entry[0] += 1
-        if entry[0] >= FAILURES_BEFORE_BLOCK:
-            entry[0] = 0
-            entry[1] = now + BLOCK_MS
 
 
 def _same_uri(a, b):

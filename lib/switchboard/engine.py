@@ -335,10 +335,7 @@ class Engine:
         txn.status = status
         txn.request = None
         txn.best = None
-        if status >= 500:
-            self.counters["answered_5xx"] += 1
-        elif status >= 400:
-            self.counters["answered_4xx"] += 1
+        self._count_answer(status)
         if txn.method == "INVITE" and status >= 300:
             txn.state = COMPLETED  # Timer G retransmits until the ACK, Timer H gives up
             txn.interval = T1
@@ -352,6 +349,9 @@ class Engine:
     def stateless_reply(self, req, status, reason, dest, headers=()):
         tag = "sb%08x" % (fnv(req.get("call-id") or "") ^ status)
         self.send(self._response(req, status, reason, headers, tag).to_bytes(), dest)
+        self._count_answer(status)
+
+    def _count_answer(self, status):
         if status >= 500:
             self.counters["answered_5xx"] += 1
         elif status >= 400:

@@ -12,6 +12,7 @@ from adafruit_httpserver.authentication import Basic, check_authentication
 
 from switchboard import VERSION
 from switchboard.engine import COUNTERS
+from switchboard.ratelimit import Lockout
 
 REQUEST_BUDGET_MS = 150  # longest one HTTP request may hold the loop while arriving
 SOCKET_TIMEOUT = 0.05  # seconds per receive call
@@ -119,7 +120,7 @@ class Dashboard:
         self.boot = boot or {}
         self.auth = [Basic("admin", password)] if password else []
         self.failed_logins = 0
-        self.failing = {}  # client ip -> [failures, blocked until ms]
+        self.failing = Lockout(LOGIN_FAILURES, LOGIN_BLOCK_MS, MAX_FAILING)
         self.restarts = 0
         self.errors = 0
         self.quiet_until = 0
@@ -176,24 +177,17 @@ class Dashboard:
             return None
         ip = request.client_address[0] if request.client_address else "?"
         now = self.clock.now()
-        entry = self.failing.get(ip)
-        if entry is not None and entry[1] > now:
+        left = self.failing.blocked(ip, now)
+        if left:
             return Response(request, "Too many failed logins; try again later\n",
                             status=(429, "Too Many Requests"),
-                            headers={"Retry-After": str((entry[1] - now) // 1000 + 1)})
+                            headers={"Retry-After": str(left // 1000 + 1)})
         if check_authentication(request, self.auth):
-            self.failing.pop(ip, None)
+            self.failing.succeeded(ip)
             return None
         if request.headers.get_directive("Authorization") is not None:
             self.failed_logins += 1
-            if entry is None:
-                if len(self.failing) >= MAX_FAILING:
-                    self.failing.pop(next(iter(self.failing)))
-                entry = self.failing[ip] = [0, 0]
-            entry[0] += 1
-            if entry[0] >= LOGIN_FAILURES:
-                entry[0] = 0
-                entry[1] = now + LOGIN_BLOCK_MS
+            self.failing.failed(ip, now)
         return Response(request, "Authentication required\n", status=(401, "Unauthorized"),
                         headers={"WWW-Authenticate": 'Basic realm="Switchboard", charset="UTF-8"'})
 

@@ -66,3 +66,42 @@ class RateLimit:
             if until > now:
                 out.append((ip, (until - now + 999) // 1000))
         return out
+
+
+class Lockout:
+    """Sources refused for a while after repeated failures (wrong passwords), bounded: when
+    the table is full the entry whose block ends first is forgotten."""
+
+    def __init__(self, failures, block_ms, max_sources):
+        self.failures = failures
+        self.block_ms = block_ms
+        self.max_sources = max_sources
+        self.sources = {}  # ip -> [failures in a row, blocked until ms]
+
+    def __len__(self):
+        return len(self.sources)
+
+    def blocked(self, ip, now):
+        """Milliseconds ip is still refused for (0 when it is not)."""
+        entry = self.sources.get(ip)
+        if entry is None or entry[1] <= now:
+            return 0
+        return entry[1] - now
+
+    def succeeded(self, ip):
+        self.sources.pop(ip, None)
+
+    def failed(self, ip, now):
+        entry = self.sources.get(ip)
+        if entry is None:
+            if len(self.sources) >= self.max_sources:
+                first = None
+                for k in self.sources:
+                    if first is None or self.sources[k][1] < self.sources[first][1]:
+                        first = k
+                del self.sources[first]
+            entry = self.sources[ip] = [0, 0]
+        entry[0] += 1
+        if entry[0] >= self.failures:
+            entry[0] = 0
+            entry[1] = now + self.block_ms
