@@ -253,25 +253,35 @@ HEADER = ["rate/s", "done/s", "done", "failed", "retrans", "p50 ms", "p99 ms", "
           "server cpu", "client cpu", "server drops", "rss MB", "result"]
 
 
-def measure(server, step, uac_argv, folder, extra_procs=(), seconds=10):
-    """Run the caller sipp to its end while measuring the server; fill step."""
-    cpu0 = server.cpu()
-    drops0 = bl.udp_drops(*server.addr)
-    t0 = step.t0 = time.monotonic()
-    uac = sipp(uac_argv, os.path.join(folder, "uac"))
-    try:
-        uac.finish(seconds + 45)
-    finally:
-        uac.stop()
+def begin_measure(server, step):
+    """Server CPU and socket drops at the start of a step (step.t0 set)."""
+    step.t0 = time.monotonic()
+    return server.cpu(), bl.udp_drops(*server.addr)
+
+
+def end_measure(server, step, before):
+    """Fill step's wall time, server CPU, drops and RSS since begin_measure()."""
+    cpu0, drops0 = before
     cpu1 = server.cpu()
     drops1 = bl.udp_drops(*server.addr)
     step.t1 = time.monotonic()
-    step.wall = step.t1 - t0
+    step.wall = step.t1 - step.t0
     if drops0 is not None and drops1 is not None:
         step.drops = drops1 - drops0
     if isinstance(server, Switchboard):
         step.rss = bl.rss_mb(server.pid)
     step.cpu = (cpu1 or 0.0) - (cpu0 or 0.0)
+
+
+def measure(server, step, uac_argv, folder, extra_procs=(), seconds=10):
+    """Run the caller sipp to its end while measuring the server; fill step."""
+    before = begin_measure(server, step)
+    uac = sipp(uac_argv, os.path.join(folder, "uac"))
+    try:
+        uac.finish(seconds + 45)
+    finally:
+        uac.stop()
+    end_measure(server, step, before)
     for proc in extra_procs:
         proc.finish(15)
     step.sipp_cpu = (uac.cpu or 0.0) + sum(p.cpu or 0.0 for p in extra_procs)
@@ -392,19 +402,9 @@ def gc_table(title, steps, events=None):
 def digest_step(server, step, seconds):
     """REGISTER with digest authentication through bench/digest_load.py (sipp cannot: see there)."""
     users = [(str(u), "pw%d" % u) for u in range(FIRST_USER, FIRST_USER + step.n)]
-    cpu0 = server.cpu()
-    drops0 = bl.udp_drops(*server.addr)
-    t0 = step.t0 = time.monotonic()
+    before = begin_measure(server, step)
     result = digest_load.run(server.addr, REG_IP, users, step.rate, seconds + 30)
-    cpu1 = server.cpu()
-    drops1 = bl.udp_drops(*server.addr)
-    step.t1 = time.monotonic()
-    step.wall = step.t1 - t0
-    if drops0 is not None and drops1 is not None:
-        step.drops = drops1 - drops0
-    if isinstance(server, Switchboard):
-        step.rss = bl.rss_mb(server.pid)
-    step.cpu = (cpu1 or 0.0) - (cpu0 or 0.0)
+    end_measure(server, step, before)
     step.sipp_cpu = result.cpu
     step.done = result.done
     step.failed = result.failed
