@@ -11,6 +11,7 @@ from switchboard.engine import Engine
 from switchboard.udp import UDPEndpoint
 
 BURST = 16  # datagrams handled per step before timers and HTTP get a turn
+FAULT_LOG_MS = 10000  # at most one console line per this many ms about failures in the loop
 
 
 class App:
@@ -27,6 +28,21 @@ class App:
                               log)
         self.sip = sip
         self.services = []  # objects with poll(now): the dashboard, DHCP upkeep, watchdog
+        self.faults = 0  # exceptions the loop caught (one datagram, one timer, one service)
+        self.fault_logged = None  # when the last fault line was printed (ms)
+        self.fault_quiet = 0  # faults since then that were not printed
+
+    def fault(self, where, error, now):
+        """Count an exception from one datagram, timer run or service and go on; print at most
+        one console line per FAULT_LOG_MS (a flood of bad packets must not flood the console)."""
+        self.faults += 1
+        if self.fault_logged is not None and now - self.fault_logged < FAULT_LOG_MS:
+            self.fault_quiet += 1
+            return
+        more = " (%d more since the last report)" % self.fault_quiet if self.fault_quiet else ""
+        self.fault_logged = now
+        self.fault_quiet = 0
+        self.log("error", "loop: %s failed: %r%s; carrying on" % (where, error, more))
 
     def step(self):
         """One turn of the loop; returns ms until the engine next needs a tick."""
@@ -34,15 +50,24 @@ class App:
         engine = self.engine
         send = self.sip.send
         for _ in range(BURST):
-            got = self.sip.recv()
-            if got is None:
-                break
-            for data, dest in engine.receive(got[0], got[1], now):
+            try:
+                got = self.sip.recv()
+                if got is None:
+                    break
+                for data, dest in engine.receive(got[0], got[1], now):
+                    send(data, dest)
+            except Exception as e:  # one datagram must never stop the loop
+                self.fault("datagram", e, now)
+        try:
+            for data, dest in engine.tick(now):
                 send(data, dest)
-        for data, dest in engine.tick(now):
-            send(data, dest)
+        except Exception as e:
+            self.fault("timers", e, now)
         for service in self.services:
-            service.poll(now)
+            try:
+                service.poll(now)
+            except Exception as e:
+                self.fault(type(service).__name__, e, now)
         return engine.next_due(now)
 
     def run(self, running, idle):

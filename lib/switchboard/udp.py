@@ -34,7 +34,7 @@ class UDPEndpoint:
     def send(self, data, addr):
         try:
             self.sock.sendto(data, addr)
-        except OSError as e:
+        except (OSError, OverflowError, TypeError, ValueError) as e:  # never out of the loop
             self.errors += 1
             self.log("warning", "send to %s:%s failed: %r" % (addr[0], addr[1], e))
 

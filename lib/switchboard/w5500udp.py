@@ -117,7 +117,7 @@ class W5500UDP:
             eth._write(SN_IR, self.reg_w, ir & (IR_SEND_OK | IR_TIMEOUT))  # clear them
             if ir & IR_TIMEOUT and not ir & IR_SEND_OK:
                 raise RuntimeError("ARP timeout: %s does not answer" % addr[0])
-        except (OSError, RuntimeError, ValueError) as e:
+        except (OSError, RuntimeError, ValueError, OverflowError, TypeError) as e:
             self.errors += 1
             self.log("warning", "send to %s:%s failed: %r" % (addr[0], addr[1], e))
 
