@@ -1,14 +1,15 @@
 """The engine in memory: registrar, proxy, transactions, calls (RFC 3261 §10, §16, §17)."""
 
-from flows import PROXY, Phone, first_line, new_engine, status
+from flows import PROXY, Phone, first_line, new_engine, snapshot, status
 
 from switchboard.message import parse
 
 
 class Rig:
-    def __init__(self, **overrides):
+    def __init__(self, auth=None, **overrides):
         self.logs = []
-        self.engine = new_engine(overrides, log=lambda level, text: self.logs.append(text))
+        self.engine = new_engine(overrides, log=lambda level, text: self.logs.append(text),
+                                 auth=auth)
         self.now = 1000
 
     def send(self, phone, data, advance=10):
@@ -50,11 +51,11 @@ def test_register_then_call_answered_and_hung_up():
     out = rig.send(bob, bob.answer(at_bob, 180, "Ringing"))
     assert out[0][1] == alice.addr and status(out[0][0]) == 180
     assert len(parse(out[0][0]).values("via")) == 1  # our Via removed
-    assert rig.engine.snapshot(rig.now)["calls"][0]["state"] == "ringing"
+    assert snapshot(rig.engine, rig.now)["calls"][0]["state"] == "ringing"
     out = rig.send(bob, bob.answer(at_bob, 200, "OK", sdp=True))
     ok = out[0][0]
     assert status(ok) == 200 and out[0][1] == alice.addr
-    call = rig.engine.snapshot(rig.now)["calls"][0]
+    call = snapshot(rig.engine, rig.now)["calls"][0]
     assert call["state"] == "answered" and call["answer"]["address"] == "10.0.0.12"
     assert call["offer"]["codecs"] == ["PCMU", "PCMA", "telephone-event"]
     out = rig.send(alice, alice.in_dialog("ACK", ok, 1))
@@ -64,7 +65,7 @@ def test_register_then_call_answered_and_hung_up():
     assert first_line(out[0][0]).startswith("BYE sip:1002@10.0.0.12:5070")
     out = rig.send(bob, bob.answer(out[0][0], 200, "OK"))
     assert statuses(out) == [200] and out[0][1] == alice.addr
-    snap = rig.engine.snapshot(rig.now)
+    snap = snapshot(rig.engine, rig.now)
     assert snap["calls"] == []
     assert snap["history"][0]["state"] == "ended" and snap["history"][0]["duration"] == 5
     assert any("call c1 1001 -> 1002 answered" in line for line in rig.logs)
@@ -293,9 +294,9 @@ def test_call_without_bye_closed_after_idle_timeout():
     ok = rig.send(bob, bob.answer(at_bob, 200, "OK", sdp=True))[0][0]
     rig.send(alice, alice.in_dialog("ACK", ok, 1))
     rig.tick(30000)
-    assert rig.engine.snapshot(rig.now)["calls"][0]["state"] == "answered"
+    assert snapshot(rig.engine, rig.now)["calls"][0]["state"] == "answered"
     rig.tick(31000)
-    snap = rig.engine.snapshot(rig.now)
+    snap = snapshot(rig.engine, rig.now)
     assert snap["calls"] == [] and snap["history"][0]["reason"] == "idle timeout"
 
 
@@ -306,7 +307,7 @@ def test_history_is_bounded_newest_first():
         invite = alice.invite("9999", "h%d" % i)
         out = rig.send(alice, invite)
         rig.send(alice, alice.ack(invite, out[-1][0]))
-    history = rig.engine.snapshot(rig.now)["history"]
+    history = snapshot(rig.engine, rig.now)["history"]
     assert [c["call_id"] for c in history] == ["h4", "h3", "h2"]
     assert history[0]["state"] == "failed" and history[0]["status"] == 404
 
@@ -325,7 +326,6 @@ def test_engine_never_raises_on_internal_error():
 
 
 def test_auth_hook_runs_before_registrar():
-    rig = Rig()
     alice = Phone("1001", "10.0.0.11")
     seen = []
 
@@ -333,19 +333,19 @@ def test_auth_hook_runs_before_registrar():
         seen.append(req.method)
         return 401, "Unauthorized", [("WWW-Authenticate", 'Digest realm="x", nonce="n"')]
 
-    rig.engine.auth = auth
+    rig = Rig(auth=auth)
     out = rig.send(alice, alice.register())
     assert statuses(out) == [401] and seen == ["REGISTER"]
     assert rig.engine.location.count == 0
 
 
-def test_snapshot_is_a_copy():
+def test_registrations_are_a_copy():
     rig = Rig()
     alice = Phone("1001", "10.0.0.11")
     rig.send(alice, alice.register())
-    snap = rig.engine.snapshot(rig.now)
-    snap["registrations"].clear()
-    assert rig.engine.snapshot(rig.now)["registrations"][0]["aor"] == "sip:1001@%s" % PROXY[0]
+    regs = rig.engine.registrations(rig.now)
+    regs.clear()
+    assert rig.engine.registrations(rig.now)[0]["aor"] == "sip:1001@%s" % PROXY[0]
 
 
 def test_response_without_via_is_dropped():

@@ -59,7 +59,7 @@ def first_lines(out):
 
 def test_basic_request_fields():
     m = parse(request(*BASIC))
-    assert m.is_request()
+    assert m.method is not None
     assert m.method == "INVITE"
     assert m.uri == "sip:1002@10.0.0.1"
     assert m.status == 0
@@ -78,7 +78,7 @@ def test_basic_response_fields():
                 "CSeq: 1 INVITE\n"
                 "Content-Length: 0\n\n")
     m = parse(data)
-    assert not m.is_request()
+    assert m.method is None
     assert m.method is None
     assert m.status == 180
     assert m.reason == "Ringing"
@@ -134,7 +134,7 @@ def test_bad_request_line_is_400_with_partial_message(start, reason):
     assert str(e) == reason
     # what parsed is there, so the engine can answer to the Via
     assert e.message is not None
-    assert e.message.is_request()
+    assert e.message.method is not None
     assert e.message.first_value("via") == BASIC[0][5:]
     assert e.message.get("call-id") == "a84b4c76e66710@pc33.example.com"
 
@@ -180,7 +180,7 @@ def test_bad_status_line(start, reason):
         parse(data)
     assert info.value.reason == reason
     m = info.value.message
-    assert m is not None and not m.is_request()  # a response: never answered
+    assert m is not None and m.method is None  # a response: never answered
 
 
 def test_engine_drops_bad_responses_silently():

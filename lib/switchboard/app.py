@@ -20,9 +20,8 @@ class App:
         self.clock = clock
         self.log = log
         seed = secret[0] << 16 | secret[1] << 8 | secret[2]
-        self.engine = Engine(config, seed, log)
-        if config.sip_auth != "off":
-            self.engine.auth = Auth(config, secret)
+        auth = Auth(config, secret) if config.sip_auth != "off" else None
+        self.engine = Engine(config, seed, log, auth=auth)
         if sip is None:  # the board passes its own W5500 endpoint
             sip = UDPEndpoint(pool, config.sip_host, config.sip_port, config.max_message_size,
                               log)
