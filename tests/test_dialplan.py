@@ -357,3 +357,13 @@ def test_intercom_refused_where_not_allowed_and_on_dnd():
     dp = Dialplan(env(DND="1004"), USERS)  # INTERCOM unset: every extension
     assert plan_for(dp, "*801003", Phones())[1].status == 480
     assert plan_for(dp, "*801003", ALL)[1].targets[0][2][0][0] == "Call-Info"
+
+
+def test_group_members_already_reached_or_calling_are_not_rung():
+    dp = Dialplan(env(RING_GROUPS="600=1001,1002,1003", HUNT_GROUPS="601=1001,1002",
+                      FORWARD_BUSY="1001=600, 1002=601"), USERS)
+    plan, stage = plan_for(dp, "1001", ALL, caller="1003")
+    assert rung(dp.next(plan, 486, ALL)) == ["1002"]  # not 1001 again, not the caller 1003
+    plan, stage = plan_for(dp, "1002", ALL)
+    assert rung(dp.next(plan, 486, ALL)) == ["1001"]
+    assert rung(plan_for(dp, "600", ALL, caller="1002")[1]) == ["1001", "1003"]

@@ -385,7 +385,7 @@ class Dialplan:
         else:
             targets = []
             for m in group[1]:
-                if not self.setting(m, DND):
+                if self._member(plan, m):
                     for uri, dest in contacts(m):
                         targets.append((uri, dest, []))
             stage = self._stage(plan, targets, name)
@@ -410,13 +410,18 @@ class Dialplan:
             timeout = self.noanswer_after
         return Stage(targets=targets, timeout=timeout)
 
+    def _member(self, plan, m):
+        """May group member m ring for this call: not on DND, not the caller, not reached
+        already (a busy 1001 forwarded to a group with 1001 in it)?"""
+        return not self.setting(m, DND) and m != plan.caller and m not in plan.seen
+
     def _hunt(self, plan, contacts):
         """The next hunt group member that can ring, as a stage; None after the last."""
         members = self.groups[plan.name][1]
         while plan.hunt < len(members):
             m = members[plan.hunt]
             plan.hunt += 1
-            if self.setting(m, DND):
+            if not self._member(plan, m):
                 continue
             targets = [(uri, dest, []) for uri, dest in contacts(m)]
             if targets:
