@@ -32,34 +32,36 @@ def adler32(data):
     return bytes((b >> 8, b & 255, a >> 8, a & 255))
 
 
-def _clean(text):
-    return "\t" not in text and "\n" not in text
+def _clean(fields):
+    for f in fields:
+        if isinstance(f, str) and ("\t" in f or "\n" in f):
+            return False
+    return True
 
 
 def encode(bindings, rows, now, size):
     """(record bytes, bindings left out) for [(user, Binding)] and {name: row} that fits size.
     Settings go first: they are what a user set by hand."""
-    lines = []
+    payload = bytearray()
     for name in sorted(rows):
         r = rows[name]
-        fields = [name, "1" if r[0] else "0", r[1] or "", r[2] or "", r[3] or ""]
-        if all(_clean(f) for f in fields):
-            lines.append("S\t" + "\t".join(fields))
-    used = HEAD + 4 + sum(len(x.encode()) + 1 for x in lines)
+        fields = (name, "1" if r[0] else "0", r[1] or "", r[2] or "", r[3] or "")
+        if _clean(fields):
+            payload += ("S\t%s\t%s\t%s\t%s\t%s\n" % fields).encode()
+    room = size - HEAD - 4
     dropped = 0
     for user, b in bindings:
         left = (b.expires_at - now) // 1000
         if left <= 0:
             continue
-        fields = [user, b.source[0], str(b.source[1]), str(left), str(b.q), b.uri, b.instance]
-        line = "B\t" + "\t".join(fields)
-        n = len(line.encode()) + 1
-        if not all(_clean(f) for f in fields) or used + n > size:
+        fields = (user, b.source[0], b.source[1], left, b.q, b.uri, b.instance)
+        line = ("B\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n" % fields).encode()
+        if not _clean(fields) or len(payload) + len(line) > room:
             dropped += 1
             continue
-        used += n
-        lines.append(line)
-    payload = "\n".join(lines).encode()
+        payload += line
+    if payload:
+        payload = payload[:-1]  # no newline after the last line
     body = bytes((VERSION, len(payload) >> 8, len(payload) & 255)) + payload
     return MAGIC + body + adler32(body), dropped
 
