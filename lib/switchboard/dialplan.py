@@ -216,23 +216,30 @@ class Dialplan:
         r = self.state.get(name)
         return None if r is None else r[kind]
 
-    def set(self, name, kind, value):
-        """Set (or clear with None/False) one setting of extension or group name; returns an
-        error text or None. The dashboard and the feature codes both come through here."""
+    def check(self, name, kind, value):
+        """Why extension or group name cannot have setting kind = value, or None."""
         if not self.known(name):
             return "no such extension or group: %s" % name
         if kind == DND:
-            if not self.is_user(name):
-                return "DND is for extensions, not groups"
-            value = bool(value)
-        elif value:
-            value = self.canonical(value)
-            if not self.known(value):
+            return None if self.is_user(name) else "DND is for extensions, not groups"
+        if value:
+            target = self.canonical(value)
+            if not self.known(target):
                 return "no such extension or group: %s" % value
-            if value == name:
+            if target == name:
                 return "%s cannot forward to itself" % name
+        return None
+
+    def set(self, name, kind, value):
+        """Set (or clear with None/False) one setting of extension or group name; returns an
+        error text (and changes nothing) or None. The dashboard and feature codes use it."""
+        problem = self.check(name, kind, value)
+        if problem:
+            return problem
+        if kind == DND:
+            value = bool(value)
         else:
-            value = None
+            value = self.canonical(value) if value else None
         r = self.row(name)
         if r[kind] != value:
             r[kind] = value
