@@ -289,3 +289,18 @@ def test_write_failure_is_a_console_line_not_a_crash():
     loc.add("1001", binding("sip:1001@a", ("10.0.0.1", 5060), 10 ** 7))
     s.poll(0)
     assert s.failures == 1 and "state: cannot write nvm" in log.text()
+
+
+def test_flush_writes_a_settling_change_at_a_clean_stop():
+    nvm = CountingNvm()
+    loc = Location(64, 4)
+    log = Lines()
+    s = saver_on(nvm, loc, log=log, settle_ms=60000)
+    s.restore(0)
+    assert s.flush(10) is False and nvm.writes == 0  # nothing changed
+    loc.add("1001", binding("sip:1001@a", ("10.0.0.1", 5060), 10 ** 7))
+    s.poll(2000)
+    assert nvm.writes == 0  # still settling
+    assert s.flush(3000) is True and nvm.writes == 1
+    assert "state: saved 1 registrations and 0 user settings to nvm" in log.text()
+    assert s.flush(4000) is False and nvm.writes == 1

@@ -260,7 +260,18 @@ class Saver:
         self.writes += 1
         self.saved = key
         self.dirty_since = None
+        self.log("info", "state: saved %d registrations and %d user settings to %s (%d bytes)"
+                 % (len(bindings) - dropped, len(rows), self.store.name, len(data)))
         if dropped:
             self.log("warning", "state: %d registrations did not fit in %s (%d bytes)"
                      % (dropped, self.store.name, self.store.size))
         return True
+
+    def flush(self, now):
+        """Write a change that is still settling (at a clean stop); True when written."""
+        key = self.key()
+        if key == self.saved:
+            return False
+        if self.budget is not None and self.tokens <= 0:
+            return False
+        return self.save(now, key)
