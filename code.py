@@ -39,6 +39,11 @@ def primary_address():
         probe.close()
 
 
+# Settings that turn the PBX dialplan on (switchboard.dialplan.NAMES; not imported otherwise).
+PBX_SETTINGS = ("RING_GROUPS", "HUNT_GROUPS", "HUNT_TIMEOUT", "ALIASES", "FORWARD_ALWAYS",
+                "FORWARD_BUSY", "FORWARD_NOANSWER", "FORWARD_NOANSWER_AFTER", "DND", "INTERCOM")
+
+
 def host_main():
     import os
     import select
@@ -77,6 +82,19 @@ def host_main():
     except OSError as e:
         log("error", "cannot open SIP port %s:%d: %s" % (config.sip_host, config.sip_port, e))
         return 1
+    pbx = None
+    if any(str(getenv(name) or "").strip() for name in PBX_SETTINGS):
+        from switchboard.pbx import install
+
+        pbx = install(app.engine, getenv, log)  # the dialplan, only when configured
+    saver = None
+    if getenv("STATE_FILE"):
+        from switchboard.persist import FileStore, Saver
+
+        saver = Saver(FileStore(str(getenv("STATE_FILE")), open, os.replace),
+                      app.engine.location, pbx, log)
+        saver.restore(clock.now())
+        app.services.append(saver)
     dashboard = None
     try:
         from switchboard.http import Dashboard
@@ -98,6 +116,10 @@ def host_main():
                 % (config.http_host, config.http_port, e))
             return 1
         app.services.append(dashboard)
+        if pbx is not None:
+            from switchboard.pbx import add_routes
+
+            add_routes(dashboard, pbx)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     sip_sock = app.sip.sock
@@ -127,6 +149,8 @@ def host_main():
         app.run(lambda: not stopping, idle)
     except KeyboardInterrupt:
         app.sip.close()
+    if saver is not None:
+        saver.flush(clock.now())
     write("Switchboard stopped")
     return 0
 
