@@ -1,0 +1,57 @@
+"""Feature codes and intercom on real phones (baresip 1.0, linphonec 5.1) through Switchboard
+with digest auth on (SIP_AUTH=all, so the feature-code INVITE is challenged first and the
+caller is who it says it is).
+
+What each phone shows (docs/pbx.md quotes these): the answer to *78 and *79, the DND busy in
+between, and an intercom call (*80EXT) arriving with the auto-answer headers, which neither
+of these two versions acts on: it rings like any call.
+"""
+
+import re
+import time
+
+import pytest
+from interop_helpers import STACKS, header_values
+
+SHOWN = {  # what the caller's console prints for a feature code's answer
+    "baresip": r"session closed: 480 %s",
+    "linphone": r"Call \d+ with sip:\%s@[^\n]* error\.",
+}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_dnd_by_feature_code_and_intercom(lab, stack):
+    lab.start_server(md5_only=stack != "linphone", DND="1003", INTERCOM="1002")
+    a = lab.phone(stack, "1001")
+    b = lab.phone(stack, "1002")
+
+    def feature(code, reason):
+        ma = a.mark()
+        a.dial(code)
+        a.wait_failed(480, ma)
+        assert a.received("SIP/2.0 480 %s\n" % reason, ma), a.received("SIP/2.0", ma)
+        assert a.received("SIP/2.0 407", ma), "the feature code was not challenged"
+        shown = SHOWN[stack] % (reason if stack == "baresip" else code)
+        a._wait(shown, 5, ma)
+        lab.wait_event(r"feature \%s from 1001: 480 %s" % (code, reason))
+
+    feature("*78", "Do Not Disturb On")
+    mb = b.mark()
+    b.dial("1001")
+    b.wait_failed(486, mb)
+    assert b.received("SIP/2.0 486 Busy Here\n", mb)
+    feature("*79", "Do Not Disturb Off")
+    assert lab.api("/api/pbx")["settings"]["1001"]["dnd"] is False
+
+    # intercom: the headers arrive, the phone rings (neither version answers by itself)
+    mb = b.mark()
+    a.dial("*801002")
+    b.wait_incoming("1001", mb)
+    invite = b.wait_received("INVITE ", ("Call-Info:",), since=mb)
+    assert header_values(invite, "Call-Info") == ["<sip:%s>;answer-after=0" % lab.proxy]
+    assert header_values(invite, "Alert-Info") == ["<http://127.0.0.1>;info=alert-autoanswer"]
+    time.sleep(3)
+    assert not b.sent("SIP/2.0 200", mb), "%s answered the intercom call by itself" % b.name
+    a.hangup()
+    b.wait_cancelled(mb)
+    lab.wait_event(r"call \S+ 1001 -> %s cancelled" % re.escape("1002"))
