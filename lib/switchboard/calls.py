@@ -6,6 +6,7 @@ Finished calls move to a bounded history, newest last.
 """
 
 from switchboard import sdp
+from switchboard.message import ParseError, param, parse_name_addr
 
 TRYING = "trying"
 RINGING = "ringing"
@@ -17,7 +18,7 @@ FAILED = "failed"
 
 class Call:
     __slots__ = ("call_id", "caller", "callee", "state", "status", "started", "answered",
-                 "ended", "last_seen", "offer", "answer", "reason")
+                 "ended", "last_seen", "offer", "answer", "reason", "leg_a", "leg_b")
 
     def __init__(self, call_id, caller, callee, now):
         self.call_id = call_id
@@ -32,6 +33,11 @@ class Call:
         self.offer = None
         self.answer = None
         self.reason = ""
+        # what a BYE to each phone needs (endcall.py), kept from the INVITE and its 2xx:
+        # [From or To value with the phone's tag, its tag, Contact URI, (ip, port),
+        #  Route set towards it (tuple), highest CSeq it sent]
+        self.leg_a = None  # the caller
+        self.leg_b = None  # the callee that answered
 
     def duration(self, now):
         """Seconds talking (answered to ended), 0 if never answered."""
@@ -58,6 +64,8 @@ class Calls:
         self.active = {}  # Call-ID -> Call
         self.history = []  # finished calls, oldest first
         self.log = log
+        self.answered = 0  # calls answered and calls failed since start (charts)
+        self.failed = 0
 
     def full(self):
         return len(self.active) >= self.max_calls
@@ -86,17 +94,25 @@ class Calls:
                 call.state = ANSWERED
                 call.status = status
                 call.answered = now
+                self.answered += 1
                 self._event(call)
         elif call.state in (TRYING, RINGING):
             call.status = status
             self._finish(call, CANCELLED if status == 487 else FAILED, now)
 
-    def in_dialog(self, call_id, method, body, now):
-        """A request inside a call passed through: BYE ends it, others keep it alive."""
+    def in_dialog(self, call_id, method, body, now, req=None):
+        """A request inside a call passed through: BYE ends it, others keep it alive.
+        req (the request) keeps each side's highest CSeq for endcall.py."""
         call = self.active.get(call_id)
         if call is None:
             return
         call.last_seen = now
+        if req is not None and call.leg_a is not None:
+            tag = _tag(req.get("from"))
+            cseq = req.cseq()[0]
+            for leg in (call.leg_a, call.leg_b):
+                if leg is not None and tag == leg[1] and cseq > leg[5]:
+                    leg[5] = cseq
         if method == "BYE":
             call.reason = "bye"
             self._finish(call, ENDED, now)
@@ -104,6 +120,37 @@ class Calls:
             media = sdp.summary(body)
             if media:
                 call.offer = media
+
+    def caller_leg(self, call, req, source):
+        """Keep what a BYE to the caller needs from the initial INVITE (source: its address;
+        the Record-Route it came with leads back to it, nearest first)."""
+        contact = req.values("contact")
+        if not contact:
+            return
+        value = req.get("from")
+        try:
+            call.leg_a = [value, _tag(value), parse_name_addr(contact[0])[1], source,
+                          tuple(req.values("record-route")), req.cseq()[0]]
+        except ParseError:
+            pass
+
+    def callee_leg(self, call, resp, dest, ours):
+        """Keep what a BYE to the callee needs from the 2xx that answered (dest: where its
+        INVITE went; ours: our Record-Route value; the ones above it lead to the callee)."""
+        contact = resp.values("contact")
+        if call.leg_a is None or call.leg_b is not None or not contact:
+            return
+        value = resp.get("to")
+        routes = resp.values("record-route")
+        below = ()
+        for i in range(len(routes)):
+            if routes[i].strip() == ours:
+                below = tuple(reversed(routes[:i]))
+                break
+        try:
+            call.leg_b = [value, _tag(value), parse_name_addr(contact[0])[1], dest, below, 0]
+        except ParseError:
+            pass
 
     def expire(self, now):
         """Close calls idle longer than the idle timeout (a phone vanished without BYE)."""
@@ -114,6 +161,9 @@ class Calls:
                 self._finish(call, ENDED if call.answered is not None else FAILED, now)
 
     def _finish(self, call, state, now):
+        if state == FAILED:
+            self.failed += 1
+        call.leg_a = call.leg_b = None
         call.state = state
         call.ended = now
         self.active.pop(call.call_id, None)
@@ -129,3 +179,10 @@ class Calls:
         if call.reason:
             text += " (%s)" % call.reason
         self.log("info", text)
+
+
+def _tag(value):
+    try:
+        return param(parse_name_addr(value or "")[2], "tag")
+    except ParseError:
+        return None

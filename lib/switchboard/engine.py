@@ -89,6 +89,17 @@ class Engine:
         self.proxy = Proxy(config, self.here, self.txns, self.router, self.calls,
                            self.counters, seed)
         self.housekeeping = 0
+        self.qualify = None  # OPTIONS pings (qualify.py), only when QUALIFY_INTERVAL is set
+        if config.qualify_interval:
+            from switchboard.qualify import Qualify
+
+            self.qualify = Qualify(self.here, self.location, config.qualify_interval, seed)
+            self.router.reachable = self.qualify.reachable
+        self.trace = None  # call-message ring for ladder diagrams (trace.py), MESSAGE_TRACE
+        if config.message_trace:
+            from switchboard.trace import Trace
+
+            self.trace = Trace(config.message_trace)
 
     def set_address(self, address, port):
         """Our address as phones reach it (Via, Record-Route); called again when DHCP changes it."""
@@ -134,14 +145,43 @@ class Engine:
             self.counters["internal_errors"] += 1
             self.log("error", "internal error on datagram from %s:%s: %r"
                      % (source[0], source[1], e))
-        self.counters["sent"] += len(out)
+        self._done(out, now, data, source)
         return out
+
+    def _done(self, out, now, data=None, source=None):
+        """Count what an entry point sends; the trace sees it (and what came in)."""
+        self.counters["sent"] += len(out)
+        trace = self.trace
+        if trace is not None:
+            try:
+                if data is not None:
+                    trace.add(data, source, True, now)
+                for sent in out:
+                    trace.add(sent[0], sent[1], False, now)
+            except MemoryError:
+                gc.collect()
+                self.counters["memory_errors"] += 1
+
+    def end_call(self, call_id, now):
+        """The dashboard's "end call": (None or why not, [(bytes, (ip, port))] to send)."""
+        out = []
+        from switchboard.endcall import end_call
+
+        try:
+            problem = end_call(self, call_id, now, out)
+        except MemoryError:
+            self._out_of_memory("end call", None, None, out)
+            problem = "out of memory"
+        self._done(out, now)
+        return problem, out
 
     def tick(self, now):
         """Run the timers that are due; return [(bytes, (ip, port))] to send."""
         out = []
         try:
             self.proxy.tick(now, out)
+            if self.qualify is not None:
+                self.qualify.tick(now, out)
             if now >= self.housekeeping:
                 self.housekeeping = now + HOUSEKEEPING_MS
                 self.txns.expire(now)
@@ -153,13 +193,14 @@ class Engine:
         except Exception as e:
             self.counters["internal_errors"] += 1
             self.log("error", "internal error in timers: %r" % (e,))
-        self.counters["sent"] += len(out)
+        self._done(out, now)
         return out
 
     def next_due(self, now):
         """Milliseconds until tick() has work (for the loop's idle wait)."""
         due = self.housekeeping
-        for other in (self.txns.next_due, self.proxy.next_due()):
+        for other in (self.txns.next_due, self.proxy.next_due(),
+                      self.qualify.next_due() if self.qualify is not None else None):
             if other is not None and other < due:
                 due = other
         return max(0, due - now)
@@ -209,7 +250,8 @@ class Engine:
     def _handle(self, msg, source, now, out):
         if msg.method is None:
             self.counters["responses"] += 1
-            self.proxy.response(msg, now, out)
+            if self.qualify is None or not self.qualify.response(msg, now):
+                self.proxy.response(msg, now, out)
             return
         self.counters["requests"] += 1
         self._request(msg, source, now, out)

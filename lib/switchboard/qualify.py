@@ -1,0 +1,149 @@
+"""Reachability of registered contacts: OPTIONS pings (RFC 3261 §11), Asterisk's "qualify".
+
+A phone that lost power stays registered until its binding expires; a ping every
+QUALIFY_INTERVAL seconds tells. Sans-I/O: the engine's tick calls tick(now, out), which
+scans the bindings at most every SCAN_MS and sends at most PER_SCAN pings (bounded work per
+tick); responses whose top Via carries our ping branch go to response(msg, now). Any answer
+(even 404 or 405) means the phone is there. A ping that gets none within the timeout (half
+the interval, at most TIMEOUT_MS; one retransmission halfway) marks the contact unreachable;
+the router then leaves it out when forking (and answers 480 when no contact is left). A REGISTER
+refresh counts as an answer. Imported only when QUALIFY_INTERVAL is not 0.
+"""
+
+BRANCH = "z9hG4bKsbq"  # our pings' branch prefix: their answers are ours, not the proxy's
+SCAN_MS = 500  # how often bindings are looked at
+PER_SCAN = 4  # pings sent per scan at most (with 64 bindings and 60 s: about one a second)
+TIMEOUT_MS = 5000  # longest wait for an answer
+# an entry: [due, sent_at or None, branch, rtt_ms or None, reachable (None unknown),
+#            expires_at seen (a change means a REGISTER refresh), data sent]
+DUE, SENT, BRANCH_AT, RTT, UP, SEEN, DATA = 0, 1, 2, 3, 4, 5, 6
+
+
+class Qualify:
+    """here: our address (router.Here); location: the bindings; interval in seconds;
+    seed: makes branches and Call-IDs unique per boot."""
+
+    def __init__(self, here, location, interval, seed=0):
+        self.here = here
+        self.location = location
+        self.interval = interval * 1000
+        self.timeout = min(self.interval // 2, TIMEOUT_MS)
+        self.seed = "%06x" % (seed & 0xFFFFFF)
+        self.serial = 0
+        self.entries = {}  # Binding -> entry (list above)
+        self.pending = {}  # branch -> Binding, for pings waiting for an answer
+        self.scan_at = 0
+        self.sent = 0  # pings sent, answers received, contacts found unreachable
+        self.answered = 0
+        self.lost = 0
+
+    def reachable(self, binding):
+        """False only for a contact that stopped answering (unknown counts as reachable)."""
+        e = self.entries.get(binding)
+        return e is None or e[UP] is not False
+
+    def state(self, binding):
+        """(reachable True/False/None, rtt_ms or None) for the dashboard."""
+        e = self.entries.get(binding)
+        if e is None:
+            return None, None
+        return e[UP], e[RTT]
+
+    def next_due(self):
+        return self.scan_at
+
+    def tick(self, now, out):
+        if now < self.scan_at:
+            return
+        self.scan_at = now + SCAN_MS
+        live = {}
+        budget = PER_SCAN
+        location = self.location
+        for user in location.users():
+            for b in location.table.get(user, ()):
+                if b.expires_at <= now:
+                    continue
+                live[b] = True
+                e = self.entries.get(b)
+                if e is None:
+                    # first ping one interval after the registration: the REGISTER was the answer
+                    self.entries[b] = [now + self.interval, None, "", None, None, b.expires_at,
+                                       None]
+                    continue
+                if e[SEEN] != b.expires_at:  # refreshed by a REGISTER: it is there
+                    e[SEEN] = b.expires_at
+                    e[UP] = True
+                    self._clear(e)
+                    e[DUE] = now + self.interval
+                    continue
+                if e[SENT] is not None:
+                    waited = now - e[SENT]
+                    if waited >= self.timeout:
+                        if e[UP] is not False:
+                            self.lost += 1
+                        e[UP] = False
+                        self._clear(e)
+                        e[DUE] = now + self.interval - self.timeout
+                    elif e[DATA] is not None and waited * 2 >= self.timeout:
+                        out.append((e[DATA], b.source))  # one retransmission halfway
+                        e[DATA] = None
+                    continue
+                if e[DUE] <= now and budget:
+                    budget -= 1
+                    self._ping(b, e, user, now, out)
+        for b in list(self.entries):
+            if b not in live:  # expired, removed or moved: forget it
+                self._clear(self.entries.pop(b))
+
+    def _clear(self, e):
+        if e[SENT] is not None:
+            self.pending.pop(e[BRANCH_AT], None)
+        e[SENT] = None
+        e[DATA] = None
+
+    def _ping(self, b, e, user, now, out):
+        self.serial += 1
+        branch = "%s%s%x" % (BRANCH, self.seed, self.serial)
+        here = self.here
+        data = ("OPTIONS %s SIP/2.0\r\n"
+                "Via: SIP/2.0/UDP %s;branch=%s;rport\r\n"
+                "Max-Forwards: 70\r\n"
+                "From: <sip:switchboard@%s>;tag=q%s\r\n"
+                "To: <sip:%s@%s>\r\n"
+                "Call-ID: q%s@%s\r\n"
+                "CSeq: 1 OPTIONS\r\n"
+                "Accept: application/sdp\r\n"
+                "Content-Length: 0\r\n\r\n"
+                % (b.uri, here.sent_by, branch, here.domain, self.seed, user, here.domain,
+                   branch[len(BRANCH):], here.address)).encode()
+        e[SENT] = now
+        e[BRANCH_AT] = branch
+        e[DATA] = data
+        self.pending[branch] = b
+        self.sent += 1
+        out.append((data, b.source))
+
+    def response(self, msg, now):
+        """True when msg answers one of our pings (then it is taken here)."""
+        via = msg.top_via()
+        if via is None:
+            return False
+        branch = via.branch() or ""
+        if not branch.startswith(BRANCH):
+            return False
+        b = self.pending.pop(branch, None)
+        e = self.entries.get(b) if b is not None else None
+        if e is not None and e[SENT] is not None and msg.status >= 200:
+            self.answered += 1
+            e[RTT] = now - e[SENT]
+            e[UP] = True
+            e[SENT] = None
+            e[DATA] = None
+            e[DUE] = now + self.interval
+        elif e is not None and msg.status < 200:
+            self.pending[branch] = b  # a provisional answer: wait for the final one
+        return True
+
+    def stats(self):
+        return {"interval": self.interval // 1000, "pings": self.sent, "answers": self.answered,
+                "lost": self.lost}
