@@ -348,8 +348,8 @@ class Engine:
 
     def active_calls(self, now):
         """Calls in progress, oldest first."""
-        calls = [self.calls.active[k] for k in sorted(self.calls.active)]
-        calls.sort(key=lambda c: c.started)
+        calls = list(self.calls.active.values())
+        calls.sort(key=lambda c: (c.started, c.call_id))  # no stable sort on MicroPython
         return [c.as_dict(now) for c in calls]
 
     def call_history(self, now):

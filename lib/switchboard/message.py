@@ -32,7 +32,7 @@ class ParseError(Exception):
     """Bad input. reason is a short phrase for the 400 response; message is what parsed."""
 
     def __init__(self, reason, message=None, code=400):
-        Exception.__init__(self, reason)
+        super().__init__(reason)
         self.reason = reason
         self.message = message
         self.code = code

@@ -9,7 +9,8 @@ busy or no answer) while the caller keeps hearing the ringing already relayed.
 
 Response context (§16.7): provisional responses are relayed at once; the first 2xx wins and
 cancels the other branches (every 2xx to an INVITE goes upstream); otherwise the best final
-response is relayed when the last stage is over.
+response of the last stage is relayed when it is over (answers from branches of earlier
+stages, cancelled when their stage ended, are ACKed and dropped; their 2xx still go up).
 
 Every method that may send takes `out`, the list of (bytes, (ip, port)) the current entry
 point (Engine.receive or Engine.tick) returns.
@@ -193,6 +194,8 @@ class Proxy:
         ctx.stage += 1
         ctx.plan = decision.plan
         ctx.branches = ctx.pending()
+        ctx.best = None  # the caller gets the best answer of the last stage
+        ctx.best_status = 0
         req = ctx.request
         here = self.here
         method = req.method
