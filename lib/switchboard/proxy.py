@@ -17,7 +17,7 @@ point (Engine.receive or Engine.tick) returns.
 """
 
 from switchboard import VERSION
-from switchboard.message import URI, ParseError, address_user, digits, fnv, to_tag
+from switchboard.message import URI, ParseError, address_user, fnv, is_ipv4, to_tag
 from switchboard.transaction import (
     ACK,
     CANCEL,
@@ -140,10 +140,11 @@ class Proxy:
         """A 2xx no branch waits for (retransmitted, §16.7 step 5): by its next Via."""
         resp.pop_via()
         via = resp.top_via()
-        if via is None:
+        dest = None if via is None else response_address(via)
+        if dest is None:
             self.counters["dropped"] += 1
             return
-        out.append((resp.to_bytes(), response_address(via)))
+        out.append((resp.to_bytes(), dest))
 
     # requests ----------------------------------------------------------------
     def request(self, txn, req, now, out):
@@ -449,11 +450,13 @@ class Proxy:
 
 
 def response_address(via):
-    """Where a response to this Via goes (§18.2.2, RFC 3581 §4)."""
+    """Where a response to this Via goes (§18.2.2, RFC 3581 §4), or None when that needs a
+    name lookup or IPv6 (the Via's received/rport were validated when it was parsed)."""
     host = via.param("received") or via.host
+    if not is_ipv4(host):
+        return None
     rport = via.param("rport")
-    port = int(rport) if digits(rport) and len(rport) <= 5 else (via.port or 5060)
-    return (host.strip("[]"), port)
+    return (host, int(rport) if rport else (via.port or 5060))
 
 
 def reply_address(via, source):
