@@ -3,7 +3,7 @@
 Runs unchanged under CPython and MicroPython: `run(emit)` plays register, call
 answered and hung up, cancel, busy, unregistered and unknown callee, and a
 Timer C expiry, emitting every datagram the engine sends. tests/test_portable.py
-compares the two interpreters' transcripts; tests/test_engine.py uses Phone.
+compares the two interpreters' transcripts; tests/unit/test_engine.py and others use Phone.
 """
 
 from switchboard.config import Config

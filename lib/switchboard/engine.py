@@ -21,6 +21,8 @@ from switchboard.location import Location
 from switchboard.message import (
     URI,
     ParseError,
+    Via,
+    check_request,
     digits,
     param,
     parse,
@@ -56,6 +58,17 @@ RETRY_AFTER_FULL = "5"  # seconds, in the 503 for a full transaction table or no
 
 def _quiet(level, text):
     pass
+
+
+def _options(req, name):
+    """The option tags of every Proxy-Require or Require line of req."""
+    out = []
+    for value in req.values(name):
+        for tag in value.split(","):
+            tag = tag.strip()
+            if tag and tag not in out:
+                out.append(tag)
+    return out
 
 
 class Engine:
@@ -215,22 +228,27 @@ class Engine:
         self._request(msg, source, now, out)
 
     def _reject(self, req, source, status, reason, out):
-        """Answer a request that failed validation, statelessly, if its Via can be read."""
-        via = req.top_via()
-        if via is None:
+        """Answer a request that failed validation, statelessly. It goes where the top Via
+        says (RFC 3581: the source address), or straight back to the source when that Via is
+        itself invalid; a request without any Via is dropped."""
+        if not req.first_value("via"):
             self.counters["dropped"] += 1
             return
+        via = req.top_via()
+        dest = source if via is None else reply_address(via, source)
         req.keep_top_via_only()  # only our neighbour's Via: the answer must not grow with junk
-        self.proxy.answer(out, req, status, reason, dest=reply_address(via, source))
+        self.proxy.answer(out, req, status, reason, dest=dest)
 
     def _request(self, req, source, now, out):
-        via = req.top_via()
-        if via is None:
+        value = req.first_value("via")
+        if value is None:
             self.counters["dropped"] += 1
             return
         try:
+            via = Via(value)
             ruri = self._validate(req)
         except ParseError as e:
+            # a bad Via too: the answer goes to the source (see _reject)
             if req.method != "ACK":
                 self.counters["parse_errors"] += 1
                 self._reject(req, source, 400, e.reason, out)
@@ -278,6 +296,9 @@ class Engine:
         for lname, name in REQUIRED:
             if not (req.get(lname) or "").strip():
                 raise ParseError("Missing " + name)
+        problem = check_request(req)
+        if problem:
+            raise ParseError(problem)
         for lname in ("from", "to"):
             parse_name_addr(req.get(lname))
         number, method = req.cseq()
@@ -308,6 +329,15 @@ class Engine:
         rest to the proxy."""
         method = req.method
         local = self.here.is_local(ruri)
+        # §16.3 step 5: we support no extension a proxy must understand; as the registrar
+        # (and for requests to the server itself) we are the UAS, so Require counts too (§8.2.2.3)
+        unsupported = _options(req, "proxy-require")
+        if local and not req.values("route") and (method == "REGISTER" or not ruri.user):
+            unsupported += _options(req, "require")
+        if unsupported:
+            self.proxy.answer(out, req, 420, "Bad Extension",
+                              [("Unsupported", ", ".join(unsupported))], txn, now=now)
+            return
         if method == "REGISTER" and (local or not req.values("route")):
             if not local:
                 self.proxy.answer(out, req, 403, "Forbidden: not our domain", (), txn, now=now)
@@ -348,8 +378,8 @@ class Engine:
 
     def active_calls(self, now):
         """Calls in progress, oldest first."""
-        calls = [self.calls.active[k] for k in sorted(self.calls.active)]
-        calls.sort(key=lambda c: c.started)
+        calls = list(self.calls.active.values())
+        calls.sort(key=lambda c: (c.started, c.call_id))  # no stable sort on MicroPython
         return [c.as_dict(now) for c in calls]
 
     def call_history(self, now):

@@ -37,7 +37,10 @@ class Location:
         """Live bindings of user, best q first (stable)."""
         live = [b for b in self.table.get(user, ()) if b.expires_at > now]
         if len(live) > 1:
-            live.sort(key=lambda b: -b.q)
+            # MicroPython's sort is not stable: the position breaks ties explicitly
+            order = [(-live[i].q, i) for i in range(len(live))]
+            order.sort()
+            live = [live[i] for _, i in order]
         return live
 
     def users(self):

@@ -9,14 +9,15 @@ busy or no answer) while the caller keeps hearing the ringing already relayed.
 
 Response context (§16.7): provisional responses are relayed at once; the first 2xx wins and
 cancels the other branches (every 2xx to an INVITE goes upstream); otherwise the best final
-response is relayed when the last stage is over.
+response of the last stage is relayed when it is over (answers from branches of earlier
+stages, cancelled when their stage ended, are ACKed and dropped; their 2xx still go up).
 
 Every method that may send takes `out`, the list of (bytes, (ip, port)) the current entry
 point (Engine.receive or Engine.tick) returns.
 """
 
 from switchboard import VERSION
-from switchboard.message import URI, ParseError, address_user, digits, fnv, to_tag
+from switchboard.message import URI, ParseError, address_user, fnv, is_ipv4, to_tag
 from switchboard.transaction import (
     ACK,
     CANCEL,
@@ -139,10 +140,11 @@ class Proxy:
         """A 2xx no branch waits for (retransmitted, §16.7 step 5): by its next Via."""
         resp.pop_via()
         via = resp.top_via()
-        if via is None:
+        dest = None if via is None else response_address(via)
+        if dest is None:
             self.counters["dropped"] += 1
             return
-        out.append((resp.to_bytes(), response_address(via)))
+        out.append((resp.to_bytes(), dest))
 
     # requests ----------------------------------------------------------------
     def request(self, txn, req, now, out):
@@ -193,6 +195,8 @@ class Proxy:
         ctx.stage += 1
         ctx.plan = decision.plan
         ctx.branches = ctx.pending()
+        ctx.best = None  # the caller gets the best answer of the last stage
+        ctx.best_status = 0
         req = ctx.request
         here = self.here
         method = req.method
@@ -446,11 +450,13 @@ class Proxy:
 
 
 def response_address(via):
-    """Where a response to this Via goes (§18.2.2, RFC 3581 §4)."""
+    """Where a response to this Via goes (§18.2.2, RFC 3581 §4), or None when that needs a
+    name lookup or IPv6 (the Via's received/rport were validated when it was parsed)."""
     host = via.param("received") or via.host
+    if not is_ipv4(host):
+        return None
     rport = via.param("rport")
-    port = int(rport) if digits(rport) and len(rport) <= 5 else (via.port or 5060)
-    return (host.strip("[]"), port)
+    return (host, int(rport) if rport else (via.port or 5060))
 
 
 def reply_address(via, source):

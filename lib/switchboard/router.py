@@ -14,7 +14,7 @@ location lookup for our users (§16.5), the Request-URI otherwise, one stage. PB
 subclass it (override `lookup()`, `route()` or `next()`) without touching forwarding.
 """
 
-from switchboard.message import URI, ParseError, digits, parse_name_addr
+from switchboard.message import URI, ParseError, is_ipv4, parse_name_addr
 
 
 class Target:
@@ -57,16 +57,12 @@ def answer(status, reason, headers=()):
 
 
 def is_ip(host):
-    """True for an IPv4 address or an [IPv6] reference (we resolve no names)."""
-    if host.startswith("["):
-        return True
-    parts = host.split(".")
-    if len(parts) != 4:
-        return False
-    for p in parts:
-        if not digits(p):
-            return False
-    return True
+    """An IP address (IPv4, or an IPv6 reference), as opposed to a host name."""
+    return is_ipv4(host) or host.startswith("[")
+
+
+# A next hop we cannot send to without a name lookup or IPv6 (docs/architecture.md).
+UNREACHABLE = (502, "Bad Gateway: no route without DNS or IPv6")
 
 
 class Here:
@@ -148,13 +144,13 @@ class Router:
                 return answer(400, "Malformed Route")
             dest = self.reach(hop, routes[0])
             if dest is None:
-                return answer(404, "Not Found")
+                return answer(UNREACHABLE[0], UNREACHABLE[1])
             return Decision(targets=[Target(req.uri, dest)])
         if self.here.is_local(ruri):
             return self.lookup(ruri.user, req, now, caller)
         dest = self.reach(ruri, req.uri)
         if dest is None:
-            return answer(404, "Not Found")
+            return answer(UNREACHABLE[0], UNREACHABLE[1])
         return Decision(targets=[Target(req.uri, dest)])
 
     def lookup(self, user, req, now, caller):
@@ -177,13 +173,14 @@ class Router:
 
     def reach(self, uri, text):
         """Where to send a request for uri (text as written): a registered phone's real
-        address (behind NAT), else the URI's own address; None for a host name (no DNS)."""
+        address (behind NAT), else the URI's own IPv4 address. None for a host name (we resolve
+        no names: a lookup would block the loop) or an IPv6 reference (we have no IPv6
+        transport)."""
         b = self.location.find_uri(text if text.startswith("sip") else uri.text)
         if b is None:
             b = self.location.find_uri(uri.text)
         if b is not None:
             return b.source
-        if not is_ip(uri.host):
+        if uri.scheme not in ("sip", "sips") or not is_ipv4(uri.host):
             return None
-        port = uri.port or 5060
-        return (uri.host.strip("[]"), port)
+        return (uri.host, uri.port or 5060)

@@ -123,3 +123,21 @@ def test_find_uri_includes_expired_until_purged():
     assert loc.find_uri("sip:x@h") is a
     loc.purge(10)
     assert loc.find_uri("sip:x@h") is None
+
+
+def test_find_uri_first_match_never_depends_on_insertion_order():
+    for users in (("b", "a", "c"), ("c", "b", "a")):
+        loc = Location(10, 4)
+        made = {}
+        for user in users:
+            made[user] = binding("sip:shared@10.0.0.9")
+            loc.add(user, made[user])
+        assert loc.find_uri("sip:shared@10.0.0.9") is made["a"]
+
+
+def test_lookup_equal_q_keeps_registration_order():
+    loc = Location(10, 8)
+    made = [binding("sip:%d@h" % i) for i in range(6)]
+    for b in made:
+        loc.add("a", b)
+    assert loc.lookup("a", 0) == made

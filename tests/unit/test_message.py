@@ -653,7 +653,7 @@ def test_unicode_digit_content_length_is_a_parse_error():
 
 @pytest.mark.parametrize("old, new, answers", [
     ("CSeq: 314159 INVITE", "CSeq: \u00b2 INVITE", 1),  # 400
-    ("10.0.0.9:5060;", "10.0.0.9:\u00b2;", 0),  # Via unreadable: dropped
+    ("10.0.0.9:5060;", "10.0.0.9:\u00b2;", 1),  # Via unreadable: 400 to the source
 ])
 def test_engine_unicode_digits_rejected(old, new, answers):
     e = engine()
@@ -1049,9 +1049,9 @@ def test_longreq_scaled_down():
     assert m.to_bytes() == data
 
 
-def test_badinv01_extra_separators_parse_leniently():
-    # RFC 4475 3.1.2.1: ;;,;,, in Via and ;;;; in Contact. The parser is lenient (an element
-    # may answer 400); what matters is the top Via stays readable so an answer can be sent.
+def test_badinv01_extra_separators_parse_leniently_then_get_400():
+    # RFC 4475 3.1.2.1: ;;,;,, in Via and ;;;; in Contact. The parser is lenient, so the top
+    # Via stays readable and the 400 can be sent; the engine refuses the request.
     data = request("To: sip:j.user@example.com",
                    "From: sip:caller@example.net;tag=134161461246",
                    "Max-Forwards: 7",
@@ -1065,7 +1065,8 @@ def test_badinv01_extra_separators_parse_leniently():
     assert parse_name_addr(m.values("contact")[0])[1] == "sip:joe@example.org"
     e = engine()
     out = e.receive(data, ("192.0.2.15", 5060), 0)
-    assert out and all(dest == ("192.0.2.15", 5060) for _, dest in out)
+    assert first_lines(out) == [b"SIP/2.0 400 Empty list element"]
+    assert all(dest == ("192.0.2.15", 5060) for _, dest in out)
     assert e.counters["internal_errors"] == 0
 
 
@@ -1138,3 +1139,98 @@ def test_transports_unknown_transport_types():
                    start="OPTIONS sip:user@example.com SIP/2.0")
     m = parse(data)
     assert [Via(v).transport for v in m.values("via")] == ["UDP", "SCTP", "TLS", "UNKNOWN", "TCP"]
+
+
+# one hash, one URI equivalence, the header API ------------------------------------------
+def test_fnv_known_answers_and_mix():
+    from switchboard.message import fnv, fnv_halves
+
+    # FNV-1a 32-bit test vectors (draft-eastlake-fnv)
+    assert fnv("") == "811c9dc5" and fnv("a") == "e40c292c" and fnv("foobar") == "bf9cf968"
+    assert fnv_halves("foobar") == (0xBF9C, 0xF968)
+    assert fnv("foobar", 486) == "%08x" % (0xBF9CF968 ^ 486)
+    assert fnv("é€") == "%04x%04x" % fnv_halves("é€")  # UTF-8 bytes, not characters
+
+
+def test_fnv_matches_the_plain_formula():
+    from switchboard.message import fnv
+
+    def plain(text):
+        h = 0x811C9DC5
+        for b in text.encode():
+            h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+        return h
+
+    seed = [5]
+
+    def below(n):  # a small LCG: the same strings on every interpreter (MicroPython has no
+        seed[0] = (seed[0] * 1103 + 12345) % 65521  # random.Random)
+        return seed[0] % n
+
+    for _ in range(300):
+        text = "".join(chr(1 + below(0x7FF)) for _ in range(below(40)))
+        mix = below(1024)
+        assert fnv(text, mix) == "%08x" % (plain(text) ^ mix), text
+
+
+def test_uri_equivalence():
+    from switchboard.message import same_uri, uri_key
+
+    assert same_uri("sip:1001@10.0.0.1", "SIP:1001@10.0.0.1:5060")
+    assert same_uri("sip:1001@EXAMPLE.com;transport=udp", "sip:1001@example.com")
+    assert not same_uri("sip:1001@10.0.0.1", "sip:1002@10.0.0.1")
+    assert not same_uri("sip:1001@10.0.0.1:5070", "sip:1001@10.0.0.1")
+    assert not same_uri("sip:", "sip:1001@10.0.0.1") and same_uri("junk", "junk")
+    assert uri_key("sip:a@h") == "sip:a@h:5060" and uri_key("junk") == "junk"
+
+
+def test_via_helpers():
+    m = parse(request("Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKa, SIP/2.0/UDP 10.0.0.2",
+                      "Via: SIP/2.0/UDP 10.0.0.3;branch=z9hG4bKc",
+                      *BASIC[1:]))
+    assert m.top_via().host == "10.0.0.1" and m.via_count() == 3
+    m.push_via("SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKp")
+    assert m.values("via")[:2] == ["SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKp",
+                                   "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKa"]
+    m.pop_via()
+    m.pop_via()
+    assert m.values("via") == ["SIP/2.0/UDP 10.0.0.2", "SIP/2.0/UDP 10.0.0.3;branch=z9hG4bKc"]
+    via = m.top_via()
+    via.params = ";received=10.0.0.7"
+    m.replace_top_via(via)
+    assert m.first_value("via") == "SIP/2.0/UDP 10.0.0.2;received=10.0.0.7"
+    m.keep_top_via_only()
+    assert m.values("via") == ["SIP/2.0/UDP 10.0.0.2;received=10.0.0.7"]
+    assert m.names()[0] == "via"  # kept in its place
+    m.remove("via")
+    assert m.top_via() is None
+    m.add("Via", "SIP/2.0/UDP bad host")
+    assert m.top_via() is None  # unreadable: None, never an exception
+
+
+def test_max_forwards_route_and_remove_unless():
+    m = parse(request(*BASIC))
+    assert m.max_forwards() == 70
+    m.remove("max-forwards")
+    assert m.max_forwards() == 70 and m.max_forwards(5) == 5
+    m.add("Route", "<sip:a;lr>, <sip:b;lr>")
+    m.add("Route", "<sip:c>")
+    m.drop_last_route()
+    assert m.values("route") == ["<sip:a;lr>", "<sip:b;lr>"]
+    m.drop_last_route()
+    assert m.values("route") == ["<sip:a;lr>"]
+    m.add("X-A", "keep me")
+    m.add("X-A", "drop me")
+    m.remove("x-a", unless=lambda value: value.startswith("keep"))
+    assert m.values("x-a") == ["keep me"]
+
+
+def test_response_copies_the_dialog_headers_and_tags_to():
+    m = parse(request(*BASIC))
+    r = m.response(486, "Busy Here", [("Retry-After", "5")], "t1", "Test/1")
+    assert (r.status, r.reason) == (486, "Busy Here")
+    assert r.names() == ["via", "to", "from", "call-id", "cseq", "retry-after", "server"]
+    assert r.get("to") == '"Bob" <sip:1002@10.0.0.1>;tag=t1'
+    assert m.response(100, "Trying", (), "t1").get("to") == '"Bob" <sip:1002@10.0.0.1>'
+    tagged = parse(request(*[h if not h.startswith("To:") else h + ";tag=x" for h in BASIC]))
+    assert tagged.response(200, "OK", (), "t2").get("to").endswith(";tag=x")
