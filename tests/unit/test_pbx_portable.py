@@ -5,7 +5,7 @@ import os
 
 from mpyvm import run_micropython
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_pbx_flows_same_under_micropython(tmp_path):
