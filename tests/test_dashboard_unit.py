@@ -4,7 +4,8 @@ import socket
 
 from switchboard.app import App
 from switchboard.config import Config
-from switchboard.http import Dashboard, escape, render_registrations
+from switchboard.http import Dashboard, escape
+from switchboard.views import render_extensions
 
 
 class FakeClock:
@@ -20,7 +21,7 @@ def make(tmp_path):
     config = Config(overrides={"SIP_HOST": "127.0.0.1", "SIP_PORT": 0, "HTTP_PORT": 0})
     clock = FakeClock()
     app = App(config, socket, clock, lambda level, text: lines.append(text), b"x" * 16)
-    (tmp_path / "index.html").write_text("<table><!--@registrations--></table>")
+    (tmp_path / "index.html").write_text("<table><!--@extensions--></table>")
     dash = Dashboard(app, socket, "127.0.0.1", 0, str(tmp_path))
     return app, dash, clock, lines
 
@@ -58,10 +59,9 @@ def test_repeated_errors_counted_but_printed_once_per_10_s(tmp_path):
 
 
 def test_rendering_escapes_what_phones_send():
-    regs = [{"user": "1001", "contacts": [{"uri": "sip:<script>@x", "source": "1.2.3.4:5",
-                                           "user_agent": '"><img src=x onerror=alert(1)>',
-                                           "expires_in": 30}]}]
-    html = render_registrations(regs)
+    view = {"extensions": [{"name": "<script>", "state": "idle", "contacts": [
+        {"address": '"><img src=x onerror=alert(1)>'}]}]}
+    html = render_extensions(view)
     assert "<script>" not in html and "<img" not in html
     assert escape("a&b<c>\"'") == "a&amp;b&lt;c&gt;&quot;&#39;"
 

@@ -134,6 +134,10 @@ class Dashboard:
             Route("/api/history", GET, self.api_history),
             Route("/api/state", GET, self.api_state),
         ])
+        from switchboard import views  # extensions, charts, ladders, controls (issue 16)
+
+        self.views = views
+        self.sampler = views.add_routes(self, heap_free)
         server.start(host, port)
 
     def poll(self, now):
@@ -232,6 +236,7 @@ class Dashboard:
         return self._json(request, {
             "status": self.status(now), "registrations": self.engine.registrations(now),
             "calls": self.engine.active_calls(now), "history": self.engine.call_history(now),
+            "extensions": self.views.extensions(self.engine, now),
         })
 
     # page ----------------------------------------------------------------------
@@ -246,7 +251,7 @@ class Dashboard:
         except OSError:
             return Response(request, "web/index.html is missing\n", status=(500, "Error"))
         parts = {
-            "registrations": render_registrations(self.engine.registrations(now)),
+            "extensions": self.views.render_extensions(self.views.extensions(self.engine, now)),
             "calls": render_calls(self.engine.active_calls(now)),
             "history": render_history(self.engine.call_history(now)),
             "health": render_health(self.status(now)),
@@ -279,15 +284,6 @@ def media(m):
 
 def row(cells):
     return "<tr>" + "".join("<td>%s</td>" % escape(c) for c in cells) + "</tr>"
-
-
-def render_registrations(regs):
-    rows = []
-    for reg in regs:
-        for c in reg["contacts"]:
-            rows.append(row((reg["user"], c["uri"], c["source"], c["user_agent"],
-                             "%ds" % c["expires_in"])))
-    return "".join(rows) or '<tr><td colspan="5">No phone registered</td></tr>'
 
 
 def render_calls(calls):
