@@ -67,9 +67,8 @@ class Qualify:
                 e = self.entries.get(b)
                 if e is None:
                     # first ping one interval after the registration: the REGISTER was the answer
-                    self.entries[b] = [now + self.interval, None, "", None, None, b.expires_at,
-                                       None]
-                    continue
+                    e = self.entries[b] = [b.since + self.interval, None, "", None, None,
+                                           b.expires_at, None]
                 if e[SEEN] != b.expires_at:  # refreshed by a REGISTER: it is there
                     e[SEEN] = b.expires_at
                     e[UP] = True

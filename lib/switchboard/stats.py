@@ -25,11 +25,14 @@ class Stats:
         if self.closes is None:
             self.closes = now + SLOT_MS
             self.last = (messages, answered, failed)
+        if now >= self.closes:
+            self._close(now, messages, answered, failed)
         i = self.next
         if heap is not None and (self.heap[i] < 0 or heap < self.heap[i]):
             self.heap[i] = heap
-        if now < self.closes:
-            return
+
+    def _close(self, now, messages, answered, failed):
+        i = self.next
         last = self.last
         self.messages[i] = messages - last[0]
         self.answered[i] = answered - last[1]
