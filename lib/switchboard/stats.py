@@ -45,15 +45,30 @@ class Stats:
         if now >= self.closes:  # the loop stalled for more than a slot: start afresh
             self.closes = now + SLOT_MS
 
-    def view(self):
-        """The closed slots, oldest first: messages per slot etc.; heap null where unknown."""
+    def view(self, now=None, messages=0, answered=0, failed=0):
+        """The closed slots, oldest first: messages per slot etc.; heap null where unknown.
+        With now and the running totals, the slot still open comes last (its length in
+        open_seconds), so the charts show traffic before the first slot closes."""
         n = self.filled
         start = (self.next - n) % SLOTS
         idx = [(start + k) % SLOTS for k in range(n)]
-        return {
+        view = {
             "slot_seconds": SLOT_MS // 1000,
             "messages": [self.messages[i] for i in idx],
             "answered": [self.answered[i] for i in idx],
             "failed": [self.failed[i] for i in idx],
             "heap_free": [self.heap[i] if self.heap[i] >= 0 else None for i in idx],
+            "open_seconds": 0,
         }
+        if now is not None and self.last is not None:
+            last = self.last
+            i = self.next
+            view["open_seconds"] = max(1, (now - (self.closes - SLOT_MS)) // 1000)
+            view["messages"].append(messages - last[0])
+            view["answered"].append(answered - last[1])
+            view["failed"].append(failed - last[2])
+            view["heap_free"].append(self.heap[i] if self.heap[i] >= 0 else None)
+            if n == SLOTS:  # still ten minutes in all
+                for key in ("messages", "answered", "failed", "heap_free"):
+                    view[key].pop(0)
+        return view

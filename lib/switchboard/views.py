@@ -143,10 +143,18 @@ class Sampler:
         self.heap_free = heap_free
         self.stats = Stats()
 
-    def poll(self, now):
+    def totals(self):
         eng = self.engine
-        self.stats.sample(now, eng.counters["received"] + eng.counters["sent"],
-                          eng.calls.answered, eng.calls.failed, self.heap_free())
+        return (eng.counters["received"] + eng.counters["sent"], eng.calls.answered,
+                eng.calls.failed)
+
+    def poll(self, now):
+        t = self.totals()
+        self.stats.sample(now, t[0], t[1], t[2], self.heap_free())
+
+    def view(self, now):
+        t = self.totals()
+        return self.stats.view(now, t[0], t[1], t[2])
 
 
 def add_routes(dashboard, heap_free):
@@ -177,7 +185,7 @@ def add_routes(dashboard, heap_free):
         return dashboard._json(request, extensions(engine, clock.now()))
 
     def get_charts(request):
-        return dashboard._json(request, sampler.stats.view())
+        return dashboard._json(request, sampler.view(clock.now()))
 
     def get_ladder(request):
         call_id = request.query_params.get("call_id") or ""

@@ -14,8 +14,8 @@ def answered_call(extra_rr=None):
         engine.receive(p.register(), p.addr, now)
     invite = alice.invite("1002", "stuck-1")
     if extra_rr:  # as if an upstream proxy had record-routed the INVITE
-        invite = invite.replace(b"Max-Forwards", b"Record-Route: %s\r\nMax-Forwards"
-                                % extra_rr.encode())
+        invite = invite.replace(b"Max-Forwards",
+                                b"Record-Route: " + extra_rr.encode() + b"\r\nMax-Forwards")
     out = engine.receive(invite, alice.addr, now + 10)
     fwd = [d for d, a in out if a == bob.addr][0]
     out = engine.receive(bob.answer(fwd, 200, "OK", sdp=True), bob.addr, now + 20)

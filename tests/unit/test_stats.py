@@ -28,3 +28,15 @@ def test_ring_is_bounded_oldest_first_and_survives_a_stall():
     s.sample(10 ** 7, 0, 0, 0, None)  # the loop stalled for a long time: one slot, then on
     s.sample(10 ** 7 + 10000, 0, 0, 0, None)
     assert len(s.view()["messages"]) == SLOTS
+
+
+def test_open_slot_comes_last_with_its_length():
+    s = Stats()
+    s.sample(0, 10, 0, 0, 900)
+    v = s.view(4000, 30, 1, 0)
+    assert v["messages"] == [20] and v["answered"] == [1] and v["open_seconds"] == 4
+    assert v["heap_free"] == [900]
+    for n in range(1, SLOTS + 1):
+        s.sample(n * 10000, 10 + n, 0, 0, None)
+    v = s.view(SLOTS * 10000 + 2000, 10 + SLOTS + 7, 0, 0)
+    assert len(v["messages"]) == SLOTS and v["messages"][-1] == 7 and v["messages"][-2] == 1
