@@ -40,6 +40,8 @@ def test_dnd_by_feature_code_and_intercom(lab, stack):
     b.dial("1001")
     b.wait_failed(486, mb)
     assert b.received("SIP/2.0 486 Busy Here\n", mb)
+    if stack == "baresip":
+        b._wait(r"session closed: 486 Busy Here", 5, mb)
     feature("*79", "Do Not Disturb Off")
     assert lab.api("/api/pbx")["settings"]["1001"]["dnd"] is False
 
