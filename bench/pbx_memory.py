@@ -78,6 +78,15 @@ def steps():
     h = yield from heap()
     out("import_dialplan", h - base)
     base = h
+    try:
+        import switchboard.router  # noqa: F401  (the core's, when this tree has it)
+        base2 = yield from heap()
+        import switchboard.pbx  # noqa: F401  (PbxRouter: only where the core has a Router)
+        h2 = yield from heap()
+        out("import_pbx", h2 - base2)
+    except ImportError as e:
+        out("import_pbx", "n/a", repr(e).replace(" ", "_"))
+    base = yield from heap()
     dp = switchboard.dialplan.Dialplan(EXAMPLE.get, USERS, "10.0.0.1:5060")
     h = yield from heap()
     out("example_dialplan", h - base, len(dp.errors))
@@ -162,6 +171,8 @@ def main():
           % tuple(rows["interpreter"]))
     table = [
         ["import switchboard.dialplan", rows["import_dialplan"][0]],
+        ["import switchboard.pbx (PbxRouter; the dashboard API is imported only with a "
+         "dashboard)", rows["import_pbx"][0]],
         ["Dialplan, the issue's example settings (16 users)", rows["example_dialplan"][0]],
         ["Dialplan, an office: 32 users, 8 ring groups, a hunt group, 16 aliases, 32 forwards",
          rows["office_dialplan"][0]],

@@ -114,7 +114,9 @@ class Dialplan:
         self.aliases = {}  # lower-case name -> extension or group
         for name, target in _pairs(g("ALIASES"), ","):
             key = name.lower()
-            if not valid_name(name) or key in self.groups or key in self.users:
+            if target is None:
+                self.errors.append("ALIASES: %r is not NAME=TARGET; ignored" % name)
+            elif not valid_name(name) or key in self.groups or key in self.users:
                 self.errors.append("ALIASES: %r is not a new name; ignored" % name)
             elif not self.known(target or ""):
                 self.errors.append("ALIASES: %s=%s: no such extension or group; ignored"
@@ -125,8 +127,12 @@ class Dialplan:
         for kind, setting in ((ALWAYS, "FORWARD_ALWAYS"), (ON_BUSY, "FORWARD_BUSY"),
                               (NO_ANSWER, "FORWARD_NOANSWER")):
             for name, target in _pairs(g(setting), ","):
+                if target is None:
+                    self.errors.append("%s: %r is not EXTENSION=TARGET; ignored"
+                                       % (setting, name))
+                    continue
                 name = self.canonical(name)
-                target = self.canonical(target or "")
+                target = self.canonical(target)
                 if not self.known(name) or not self.known(target):
                     self.errors.append("%s: %s=%s: no such extension or group; ignored"
                                        % (setting, name, target))

@@ -183,7 +183,7 @@ def test_bad_settings_are_reported_at_start_and_ignored(office, tmp_path):
     for text in ("settings: RING_GROUPS: 1099 in group 600 is not an extension; ignored",
                  "settings: RING_GROUPS: group 610 is inside itself",
                  "settings: HUNT_TIMEOUT='soon' is not a number of seconds",
-                 "settings: ALIASES: bad=None: no such extension or group; ignored"):
+                 "settings: ALIASES: 'bad' is not NAME=TARGET; ignored"):
         assert text in out, out
     made, got = ring(o, "1004", "reception", {"1001": "uas_answer.xml"})
     assert made.ok and got["1001"].ok, o.evidence(made, got["1001"])

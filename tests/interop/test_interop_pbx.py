@@ -40,6 +40,8 @@ def test_dnd_by_feature_code_and_intercom(lab, stack):
     b.dial("1001")
     b.wait_failed(486, mb)
     assert b.received("SIP/2.0 486 Busy Here\n", mb)
+    if stack == "baresip":
+        b._wait(r"session closed: 486 Busy Here", 5, mb)
     feature("*79", "Do Not Disturb Off")
     assert lab.api("/api/pbx")["settings"]["1001"]["dnd"] is False
 
@@ -55,3 +57,46 @@ def test_dnd_by_feature_code_and_intercom(lab, stack):
     a.hangup()
     b.wait_cancelled(mb)
     lab.wait_event(r"call \S+ 1001 -> %s cancelled" % re.escape("1002"))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_ring_group_and_hunt_group_with_real_phones(lab, stack):
+    lab.start_server(md5_only=stack != "linphone", RING_GROUPS="600=1002,1003",
+                     HUNT_GROUPS="601=1002,1003", HUNT_TIMEOUT=2)
+    a = lab.phone(stack, "1001")
+    b = lab.phone(stack, "1002")
+    c = lab.phone(stack, "1003")
+
+    # ring group: both ring at once, the second member answers, the first is cancelled
+    ma, mb, mc = a.mark(), b.mark(), c.mark()
+    a.dial("600")
+    b.wait_incoming("1001", mb)
+    c.wait_incoming("1001", mc)
+    c.answer()
+    a.wait_established(ma)
+    c.wait_established(mc)
+    b.wait_cancelled(mb)
+    lab.wait_event(r"call \S+ 1001 -> 600 answered")
+    ma, mc = a.mark(), c.mark()
+    a.hangup()
+    a.wait_hung_up(ma)
+    c.wait_remote_ended(mc)
+
+    # hunt group: 1002 rings alone for 2 s, is cancelled, then 1003 rings and answers
+    ma, mb, mc = a.mark(), b.mark(), c.mark()
+    a.dial("601")
+    b.wait_incoming("1001", mb)
+    rang = time.monotonic()
+    assert not c.received("INVITE ", mc), "1003 rang together with 1002"
+    b.wait_cancelled(mb)
+    c.wait_incoming("1001", mc)
+    assert time.monotonic() - rang >= 1.5
+    c.answer()
+    a.wait_established(ma)
+    lab.wait_event(r"call \S+ 1001 -> 601 answered")
+    ma, mc = a.mark(), c.mark()
+    a.hangup()
+    a.wait_hung_up(ma)
+    c.wait_remote_ended(mc)
+    for phone in (a, b, c):
+        phone.assert_only_proxy()

@@ -11,7 +11,7 @@ from hostmode import free_port
 from switchboard.message import parse
 from switchboard.pbx import install
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def pbx_engine(settings, users="1001,1002,1003,1004", **extra):
