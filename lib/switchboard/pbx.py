@@ -46,6 +46,8 @@ class PbxRouter(Router):
         return self.decision(got[0], got[1])
 
     def next(self, plan, best_status, now):
+        if plan is None:  # a plain extension routed by Router.lookup: one stage only
+            return None
         stage = self.dialplan.next(plan, best_status, self.contacts(now))
         if stage is None:
             return None
