@@ -5,18 +5,22 @@ QUALIFY_INTERVAL seconds tells. Sans-I/O: the engine's tick calls tick(now, out)
 scans the bindings at most every SCAN_MS and sends at most PER_SCAN pings (bounded work per
 tick); responses whose top Via carries our ping branch go to response(msg, now). Any answer
 (even 404 or 405) means the phone is there. A ping that gets none within the timeout (half
-the interval, at most TIMEOUT_MS; one retransmission halfway) marks the contact unreachable;
-the router then leaves it out when forking (and answers 480 when no contact is left). A REGISTER
-refresh counts as an answer. Imported only when QUALIFY_INTERVAL is not 0.
+the interval, at most TIMEOUT_MS; one retransmission halfway) marks a contact that answered
+before as unreachable; the router then leaves it out when forking (and answers 480 when no
+contact is left). A contact that never answered a ping (a client that ignores OPTIONS) stays
+"unknown", is still called, and is asked SILENT_TRIES times only, until it registers again.
+A REGISTER refresh counts as an answer. Imported only when QUALIFY_INTERVAL is not 0.
 """
 
 BRANCH = "z9hG4bKsbq"  # our pings' branch prefix: their answers are ours, not the proxy's
 SCAN_MS = 500  # how often bindings are looked at
 PER_SCAN = 4  # pings sent per scan at most (with 64 bindings and 60 s: about one a second)
 TIMEOUT_MS = 5000  # longest wait for an answer
+SILENT_TRIES = 2  # pings a contact that never answered one gets before we stop asking
 # an entry: [due, sent_at or None, branch, rtt_ms or None, reachable (None unknown),
-#            expires_at seen (a change means a REGISTER refresh), data sent]
-DUE, SENT, BRANCH_AT, RTT, UP, SEEN, DATA = 0, 1, 2, 3, 4, 5, 6
+#            expires_at seen (a change means a REGISTER refresh), data sent,
+#            unanswered pings in a row]
+DUE, SENT, BRANCH_AT, RTT, UP, SEEN, DATA, MISSES = 0, 1, 2, 3, 4, 5, 6, 7
 
 
 class Qualify:
@@ -68,21 +72,27 @@ class Qualify:
                 if e is None:
                     # first ping one interval after the registration: the REGISTER was the answer
                     e = self.entries[b] = [b.since + self.interval, None, "", None, None,
-                                           b.expires_at, None]
+                                           b.expires_at, None, 0]
                 if e[SEEN] != b.expires_at:  # refreshed by a REGISTER: it is there
                     e[SEEN] = b.expires_at
-                    e[UP] = True
+                    if e[UP] is False:
+                        e[UP] = True
+                    e[MISSES] = 0
                     self._clear(e)
                     e[DUE] = now + self.interval
                     continue
                 if e[SENT] is not None:
                     waited = now - e[SENT]
                     if waited >= self.timeout:
-                        if e[UP] is not False:
-                            self.lost += 1
-                        e[UP] = False
+                        e[MISSES] += 1
                         self._clear(e)
                         e[DUE] = now + self.interval - self.timeout
+                        if e[RTT] is None:  # never answered one: maybe it ignores OPTIONS
+                            if e[MISSES] >= SILENT_TRIES:
+                                e[DUE] = b.expires_at  # ask again after it registers again
+                        elif e[UP] is not False:
+                            self.lost += 1
+                            e[UP] = False
                     elif e[DATA] is not None and waited * 2 >= self.timeout:
                         out.append((e[DATA], b.source))  # one retransmission halfway
                         e[DATA] = None
@@ -136,6 +146,7 @@ class Qualify:
             self.answered += 1
             e[RTT] = now - e[SENT]
             e[UP] = True
+            e[MISSES] = 0
             e[SENT] = None
             e[DATA] = None
             e[DUE] = now + self.interval

@@ -68,8 +68,12 @@ def test_unreachable_callee_gets_480_at_once_and_comes_back_when_it_answers():
         rig.send(p, p.register())
     out = rig.run(2100)
     rig.now += 5
+    for p in (alice, bob):
+        rig.engine.receive(p.answer(pings(out, p)[0], 200, "OK"), p.addr, rig.now)
+    out = rig.run(2000)  # bob stops answering
+    rig.now += 5
     rig.engine.receive(alice.answer(pings(out, alice)[0], 200, "OK"), alice.addr, rig.now)
-    rig.run(1500)  # bob never answers
+    rig.run(1000)
     assert contact_state(rig.engine, "1002", rig.now)[0] is False
     out = rig.send(alice, alice.invite("1002", "q-call"))
     assert [status(d) for d, _ in out] == [100, 480]
@@ -91,10 +95,28 @@ def test_forking_skips_the_contact_that_stopped_answering():
         rig.send(p, p.register())
     out = rig.run(2100)
     rig.now += 5
+    for p in (desk, soft):
+        rig.engine.receive(p.answer(pings(out, p)[0], 200, "OK"), p.addr, rig.now)
+    out = rig.run(2000)  # the soft phone stops answering
+    rig.now += 5
     rig.engine.receive(desk.answer(pings(out, desk)[0], 200, "OK"), desk.addr, rig.now)
-    rig.run(1500)
+    rig.run(1000)
     out = rig.send(alice, alice.invite("1002", "fork"))
     assert [a for d, a in out if d.startswith(b"INVITE")] == [desk.addr]
+
+
+def test_a_contact_that_never_answers_is_still_called_and_asked_twice_only():
+    rig = Rig()
+    alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12")
+    for p in (alice, bob):
+        rig.send(p, p.register())
+    sent = pings(rig.run(20000), bob)
+    assert len(set(sent)) == 2  # two pings (each retransmitted once), then no more
+    assert contact_state(rig.engine, "1002", rig.now) == (None, None)
+    out = rig.send(alice, alice.invite("1002", "to-silent"))
+    assert [a for d, a in out if d.startswith(b"INVITE")] == [bob.addr]
+    rig.send(bob, bob.register(cseq=2))  # registering again: asked again
+    assert len(set(pings(rig.run(3000), bob))) == 1
 
 
 def test_bounded_pings_per_scan():
