@@ -30,7 +30,7 @@ from switchboard.message import (
     set_param,
     to_tag,
 )
-from switchboard.proxy import Proxy, reply_address
+from switchboard.proxy import SERVER, Proxy, reply_address  # noqa: F401 (SERVER: for app.py)
 from switchboard.ratelimit import RateLimit
 from switchboard.registrar import Registrar
 from switchboard.router import Here, Router
