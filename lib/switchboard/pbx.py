@@ -81,12 +81,22 @@ def add_routes(dashboard, dp):
     (or always=/busy=/noanswer= with a number, empty to clear): change one extension's."""
     from adafruit_httpserver import GET, POST, JSONResponse, Route
 
+    engine = dashboard.engine
+
     def view():
+        names = dict(dp.state)  # every extension and group a dashboard row is for
+        for name in engine.config.users:
+            names[name] = 1
+        for name in engine.location.users():
+            names[name] = 1
+        for name in dp.groups:
+            names[name] = 1
         groups = {}
         for name in dp.groups:
             groups[name] = {"kind": "hunt" if dp.groups[name][0] else "ring",
                             "members": dp.groups[name][1]}
-        return {"settings": dp.view(), "groups": groups, "aliases": dp.aliases,
+        return {"extensions": sorted(names), "settings": dp.view(), "groups": groups,
+                "aliases": dp.aliases,
                 "intercom": dp.intercom, "hunt_timeout": dp.hunt_timeout // 1000,
                 "noanswer_after": dp.noanswer_after // 1000}
 

@@ -12,7 +12,10 @@ are added to the Dashboard (http.py) by add_routes().
 from switchboard.stats import Stats
 
 STATES = ("in_call", "ringing", "offline", "unreachable", "dnd", "forwarded", "idle")
-PAGE_ROWS = 8  # extensions rendered into the page itself (16 KB at most); the script shows all
+PAGE_ROWS = 4  # extensions rendered into the page itself (16 KB at most); the script shows all
+STATE_WORDS = {"in_call": "in a call", "ringing": "ringing", "offline": "offline",
+               "unreachable": "not answering", "dnd": "do not disturb",
+               "forwarded": "forwarded", "idle": "idle"}
 
 
 def _dialplan(engine):
@@ -247,12 +250,9 @@ def render_extensions(view):
     rows = []
     shown = view["extensions"][:PAGE_ROWS]
     for e in shown:
-        contacts = e["contacts"][0]["address"] if e["contacts"] else ""
-        if len(e["contacts"]) > 1:
-            contacts += " +%d" % (len(e["contacts"]) - 1)
-        rows.append("<tr><td>%s</td><td>%s</td><td>%s</td></tr>" % (
-            escape(e["name"]), escape(e["state"].replace("_", " ")), escape(contacts)))
+        rows.append("<tr><td>%s</td><td>%s</td></tr>" % (
+            escape(e["name"][:16]), STATE_WORDS.get(e["state"], "")))
     more = len(view["extensions"]) - len(shown)
     if more > 0:
-        rows.append('<tr><td colspan="3">and %d more</td></tr>' % more)
-    return "".join(rows) or '<tr><td colspan="3">No extension</td></tr>'
+        rows.append("<tr><td>and %d more</td></tr>" % more)
+    return "".join(rows) or "<tr><td>No extension</td></tr>"

@@ -179,11 +179,11 @@ def test_dnd_from_the_page_makes_the_next_call_busy(browser):
                 phone.expect("SIP/2.0 200")
             expect(page.locator("#groups")).to_contain_text("ring group: 1001, 1002",
                                                             timeout=10000)
-            page.locator("#ext-1002 button.dndbtn").click()
+            page.locator("button[data-dnd='1002']").click()
             expect(state(page, "1002")).to_have_text("do not disturb", timeout=10000)
             alice.send(alice.invite("1002", "dnd-call"))
             assert first_line(alice.expect("SIP/2.0 486")) == "SIP/2.0 486 Busy Here"
-            page.locator("#ext-1002 button.dndbtn").click()
+            page.locator("button[data-dnd='1002']").click()
             expect(state(page, "1002")).to_have_text("idle", timeout=10000)
             call(alice, bob, "after-dnd")  # rings again
         finally:

@@ -230,14 +230,18 @@ def test_call_after_a_restart_with_the_state_file(office, tmp_path):
     o = office(settings, phones=("1001", "1002"))
     result = o.phones["1001"].call("*78", expect_scenario(480, str(tmp_path)))
     assert result.ok, o.evidence(result)
-    o.server.wait_for("state: saved", timeout=5)
+    o.server.wait_for("state: saved 2 registrations and 1 user settings", timeout=5)
+    # a change still settling when the server stops is written at the stop
+    result = o.phones["1002"].call("*921001", expect_scenario(480, str(tmp_path)))
+    assert result.ok, o.evidence(result)
     first = o.server
     assert first.stop() == 0
+    assert "state: saved 2 registrations and 2 user settings" in first.output()
     # the same phones, not registering again, and a third that registers now
     second = HostMode(dict({"SIP_USERS": USERS, "TIMER_C": 8, "LOG_LEVEL": "info"}, **settings))
     o.server = second
     try:
-        second.wait_for("state: restored 2 registrations and 1 user settings", timeout=3)
+        second.wait_for("state: restored 2 registrations and 2 user settings", timeout=3)
         for p in o.phones.values():
             p.server = second.sip_addr
         o.phones["1004"] = o.phone("1004")

@@ -100,3 +100,33 @@ def test_ring_group_and_hunt_group_with_real_phones(lab, stack):
     c.wait_remote_ended(mc)
     for phone in (a, b, c):
         phone.assert_only_proxy()
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_hunt_group_member_who_refuses(lab, stack):
+    """baresip refuses an incoming call with 486: the hunt goes on to the next member.
+    linphonec refuses with 603 Decline: a 6xx ends the call for everyone (RFC 3261 §16.7: no
+    new branches after a 6xx), and the caller gets the 603."""
+    lab.start_server(md5_only=stack != "linphone", HUNT_GROUPS="601=1002,1003",
+                     HUNT_TIMEOUT=10)
+    a = lab.phone(stack, "1001")
+    b = lab.phone(stack, "1002")
+    c = lab.phone(stack, "1003")
+    ma, mb, mc = a.mark(), b.mark(), c.mark()
+    a.dial("601")
+    b.wait_incoming("1001", mb)
+    b.reject()
+    if stack == "baresip":
+        c.wait_incoming("1001", mc)
+        assert b.sent("SIP/2.0 486", mb), b.sent("SIP/2.0", mb)
+        c.answer()
+        a.wait_established(ma)
+        lab.wait_event(r"call \S+ 1001 -> 601 answered")
+        ma, mc = a.mark(), c.mark()
+        a.hangup()
+        a.wait_hung_up(ma)
+        c.wait_remote_ended(mc)
+    else:
+        a.wait_failed(603, ma)
+        lab.wait_event(r"call \S+ 1001 -> 601 failed 603")
+        assert not c.received("INVITE ", mc), "1003 rang after a 603"

@@ -91,4 +91,16 @@ def test_ladder_names_peers_and_csv_quotes_what_phones_send():
 def test_page_rows_are_capped():
     engine = new_engine({"SIP_USERS": ",".join(str(2000 + i) for i in range(20))})
     html = views.render_extensions(views.extensions(engine, 0))
-    assert html.count("<tr>") == views.PAGE_ROWS + 1 and "and 12 more" in html
+    assert html.count("<tr>") == views.PAGE_ROWS + 1 and "and 16 more" in html
+
+
+def test_page_with_worst_case_rows_stays_within_16_kb():
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "web", "index.html"), "rb") as f:
+        template = f.read()
+    names = ",".join('"&<>' * 4 + str(i) for i in range(10))  # escaping makes them longest
+    engine = new_engine({"SIP_USERS": names})
+    rows = views.render_extensions(views.extensions(engine, 0)).encode()
+    assert len(template.replace(b"<!--@extensions-->", rows)) <= 16 * 1024
