@@ -234,9 +234,8 @@ class Dashboard:
     def api_state(self, request):
         now = self.clock.now()
         return self._json(request, {
-            "status": self.status(now), "registrations": self.engine.registrations(now),
+            "status": self.status(now), "extensions": self.views.extensions(self.engine, now),
             "calls": self.engine.active_calls(now), "history": self.engine.call_history(now),
-            "extensions": self.views.extensions(self.engine, now),
         })
 
     # page ----------------------------------------------------------------------
