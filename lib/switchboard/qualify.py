@@ -18,7 +18,8 @@ PER_SCAN = 4  # pings sent per scan at most (with 64 bindings and 60 s: about on
 TIMEOUT_MS = 5000  # longest wait for an answer
 SILENT_TRIES = 2  # pings a contact that never answered one gets before we stop asking
 # an entry: [due, sent_at or None, branch, rtt_ms or None, reachable (None unknown),
-#            expires_at seen (a change means a REGISTER refresh), data sent,
+#            expires_at seen (a change means a REGISTER refresh), the user while the ping's
+#            one retransmission is still to come (the bytes are made again, not kept),
 #            unanswered pings in a row]
 DUE, SENT, BRANCH_AT, RTT, UP, SEEN, DATA, MISSES = 0, 1, 2, 3, 4, 5, 6, 7
 
@@ -94,8 +95,8 @@ class Qualify:
                             self.lost += 1
                             e[UP] = False
                     elif e[DATA] is not None and waited * 2 >= self.timeout:
-                        out.append((e[DATA], b.source))  # one retransmission halfway
-                        e[DATA] = None
+                        out.append((self._options(b, e[DATA], e[BRANCH_AT]), b.source))
+                        e[DATA] = None  # one retransmission halfway
                     continue
                 if e[DUE] <= now and budget:
                     budget -= 1
@@ -113,8 +114,16 @@ class Qualify:
     def _ping(self, b, e, user, now, out):
         self.serial += 1
         branch = "%s%s%x" % (BRANCH, self.seed, self.serial)
+        e[SENT] = now
+        e[BRANCH_AT] = branch
+        e[DATA] = user
+        self.pending[branch] = b
+        self.sent += 1
+        out.append((self._options(b, user, branch), b.source))
+
+    def _options(self, b, user, branch):
         here = self.here
-        data = ("OPTIONS %s SIP/2.0\r\n"
+        return ("OPTIONS %s SIP/2.0\r\n"
                 "Via: SIP/2.0/UDP %s;branch=%s;rport\r\n"
                 "Max-Forwards: 70\r\n"
                 "From: <sip:switchboard@%s>;tag=q%s\r\n"
@@ -125,12 +134,6 @@ class Qualify:
                 "Content-Length: 0\r\n\r\n"
                 % (b.uri, here.sent_by, branch, here.domain, self.seed, user, here.domain,
                    branch[len(BRANCH):], here.address)).encode()
-        e[SENT] = now
-        e[BRANCH_AT] = branch
-        e[DATA] = data
-        self.pending[branch] = b
-        self.sent += 1
-        out.append((data, b.source))
 
     def response(self, msg, now):
         """True when msg answers one of our pings (then it is taken here)."""
