@@ -251,7 +251,7 @@ def render_extensions(view):
     shown = view["extensions"][:PAGE_ROWS]
     for e in shown:
         rows.append("<tr><td>%s</td><td>%s</td></tr>" % (
-            escape(e["name"][:16]), STATE_WORDS.get(e["state"], "")))
+            escape(e["name"][:10]), STATE_WORDS.get(e["state"], "")))
     more = len(view["extensions"]) - len(shown)
     if more > 0:
         rows.append("<tr><td>and %d more</td></tr>" % more)
