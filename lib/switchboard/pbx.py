@@ -36,6 +36,7 @@ class PbxRouter(Router):
         if req.method != "INVITE" or to_tag(req) is not None:
             name = dp.canonical(user)  # MESSAGE, SUBSCRIBE... to an alias reach its phone
             return Router.lookup(self, user if name in dp.groups else name, req, now, caller)
+        dp.host = self.here.sent_by  # the intercom Call-Info follows a DHCP address change
         code = dp.feature(user, caller, self.may_change(caller))
         if code is not None:
             self.log("info", "feature %s from %s: %d %s" % (user, caller, code[0], code[1]))

@@ -150,3 +150,14 @@ def test_dialplan_is_imported_only_when_a_pbx_setting_is_set():
     assert not {"switchboard.dialplan", "switchboard.pbx", "switchboard.persist"} & plain
     pbx = imported_modules({"DND": "1001", "STATE_FILE": "/nonexistent-dir/state"})
     assert {"switchboard.dialplan", "switchboard.pbx", "switchboard.persist"} <= pbx
+
+
+def test_intercom_call_info_names_our_current_address():
+    eng, dp, _ = pbx_engine({"INTERCOM": "1002"})
+    registered(eng, P["1002"], P["1001"])
+    eng.set_address("10.0.0.77", 5060)  # DHCP gave the board a new address
+    caller = Phone("1001", P["1001"].ip, domain="10.0.0.77")
+    out = eng.receive(caller.invite("*801002", "ic-1"), caller.addr, 10)
+    invite = parse([data for data, d in out if d == P["1002"].addr][0])
+    assert invite.get("call-info") == "<sip:10.0.0.77:5060>;answer-after=0"
+    assert invite.get("alert-info") == "<http://127.0.0.1>;info=alert-autoanswer"
