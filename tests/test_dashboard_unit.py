@@ -84,3 +84,29 @@ def test_lost_w5500_listener_is_started_again(tmp_path):
         dash.server.poll = lambda: None
         dash.server.stop()
         app.sip.close()
+
+
+def test_the_dashboard_brings_the_message_ring_and_the_chart_sampler(tmp_path):
+    app, dash, clock, lines = make(tmp_path)
+    try:
+        assert app.engine.trace is not None and app.engine.trace.size == 32
+        assert dash.sampler in app.services
+        dash.sampler.poll(0)
+        dash.sampler.poll(10000)
+        assert dash.sampler.view(10000)["messages"] == [0, 0]
+    finally:
+        dash.server.stop()
+        app.sip.close()
+
+
+def test_no_ring_when_message_trace_is_zero(tmp_path):
+    config = Config(overrides={"SIP_HOST": "127.0.0.1", "SIP_PORT": 0, "HTTP_PORT": 0,
+                               "MESSAGE_TRACE": 0})
+    app = App(config, socket, FakeClock(), lambda level, text: None, b"x" * 16)
+    (tmp_path / "index.html").write_text("x")
+    dash = Dashboard(app, socket, "127.0.0.1", 0, str(tmp_path))
+    try:
+        assert app.engine.trace is None
+    finally:
+        dash.server.stop()
+        app.sip.close()

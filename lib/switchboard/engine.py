@@ -108,11 +108,7 @@ class Engine:
 
             self.qualify = Qualify(self.here, self.location, config.qualify_interval, seed)
             self.router.reachable = self.qualify.reachable
-        self.trace = None  # call-message ring for ladder diagrams (trace.py), MESSAGE_TRACE
-        if config.message_trace:
-            from switchboard.trace import Trace
-
-            self.trace = Trace(config.message_trace)
+        self.trace = None  # call-message ring (trace.py): the dashboard sets it (views.py)
 
     def set_address(self, address, port):
         """Our address as phones reach it (Via, Record-Route); called again when DHCP changes it."""

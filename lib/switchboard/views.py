@@ -166,6 +166,10 @@ def add_routes(dashboard, heap_free):
 
     engine = dashboard.engine
     clock = dashboard.clock
+    if engine.trace is None and engine.config.message_trace:
+        from switchboard.trace import Trace  # only with the dashboard: its ladders need it
+
+        engine.trace = Trace(engine.config.message_trace)
     sampler = Sampler(engine, heap_free)
     dashboard.app.services.append(sampler)
     headers = {"Cache-Control": "no-store"}

@@ -71,7 +71,10 @@ def test_unreachable_when_every_contact_stopped_answering():
 
 
 def test_ladder_names_peers_and_csv_quotes_what_phones_send():
+    from switchboard.trace import Trace
+
     engine = new_engine()
+    engine.trace = Trace(32)
     alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12")
     for p in (alice, bob):
         engine.receive(p.register(), p.addr, 1000)
