@@ -234,7 +234,8 @@ def test_phone_layout_fits_390_px_and_page_stays_small(browser):
 
 
 def test_board_path_serves_the_same_page(browser):
-    """board_main() on the W5500 model: the page and its API through the chip's TCP socket."""
+    """board_main() on the W5500 model: the page and its API through the chip's TCP socket; a
+    call ended from the page there (the BYEs go out through the chip)."""
     from playwright.sync_api import expect
 
     sys.path.insert(0, os.path.join(ROOT, "tests", "w5500"))
@@ -242,6 +243,7 @@ def test_board_path_serves_the_same_page(browser):
 
     with Board({"SIP_USERS": "1001,1002"}) as board:
         alice = UdpPhone("1001", "127.0.0.71", board)
+        bob = UdpPhone("1002", "127.0.0.72", board)
         try:
             status, body = board.get("/")
             assert status == 200 and len(body) <= PAGE_LIMIT and b"<td>1001</td>" in body
@@ -255,9 +257,22 @@ def test_board_path_serves_the_same_page(browser):
                 expect(page.locator("#charts")).to_contain_text("SIP messages per second")
                 charts = board.api("/api/charts")
                 assert charts["slot_seconds"] == 10
+                bob.send(bob.register())
+                bob.expect("SIP/2.0 200", timeout=5)
+                answer(alice, bob, call(alice, bob, "board-call"))
+                expect(state(page, "1002")).to_have_text("in a call with 1001", timeout=15000)
                 page.screenshot(path=os.path.join(SHOTS, "dashboard-board.png"),
                                 full_page=True)
+                # the BYEs leave through the W5500 endpoint from inside the HTTP request
+                page.locator("#calls button:has-text('End call')").click()
+                for phone in (alice, bob):
+                    bye = phone.expect("BYE", timeout=10)
+                    assert b"Call-ID: board-call" in bye
+                    phone.send(phone.answer(bye, 200, "OK"))
+                expect(page.locator("#history")).to_contain_text("ended from the dashboard",
+                                                                 timeout=15000)
             finally:
                 page.close()
         finally:
             alice.close()
+            bob.close()
