@@ -12,7 +12,7 @@ are added to the Dashboard (http.py) by add_routes().
 from switchboard.stats import Stats
 
 STATES = ("in_call", "ringing", "offline", "unreachable", "dnd", "forwarded", "idle")
-PAGE_ROWS = 4  # extensions rendered into the page itself (16 KB at most); the script shows all
+PAGE_ROWS = 3  # extensions rendered into the page itself (16 KB at most); the script shows all
 STATE_WORDS = {"in_call": "in a call", "ringing": "ringing", "offline": "offline",
                "unreachable": "not answering", "dnd": "do not disturb",
                "forwarded": "forwarded", "idle": "idle"}
@@ -91,9 +91,9 @@ def extensions(engine, now):
                                    "forward": (settings.get(name) or {}).get("always")})
         for alias in sorted(dp.aliases):
             view["aliases"].append({"name": alias, "target": dp.aliases[alias]})
-    trunk = getattr(engine, "trunk", None)
-    if trunk is not None and hasattr(trunk, "view"):
-        view["trunk"] = trunk.view(now)
+    trunk = getattr(engine, "trunk", None)  # the trunk (trunk.py), when TRUNK is set
+    if trunk is not None:
+        view["trunk"] = trunk.status(now)
     return view
 
 
@@ -255,8 +255,5 @@ def render_extensions(view):
     shown = view["extensions"][:PAGE_ROWS]
     for e in shown:
         rows.append("<tr><td>%s</td><td>%s</td></tr>" % (
-            escape(e["name"][:10]), STATE_WORDS.get(e["state"], "")))
-    more = len(view["extensions"]) - len(shown)
-    if more > 0:
-        rows.append("<tr><td>and %d more</td></tr>" % more)
+            escape(e["name"][:8]), STATE_WORDS.get(e["state"], "")))
     return "".join(rows) or "<tr><td>No extension</td></tr>"
