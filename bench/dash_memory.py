@@ -102,20 +102,29 @@ def steps():
     phones = [Phone("2%03d" % i, "10.0.1.%d" % (i + 1)) for i in range(n)]
     for p in phones:
         engine.receive(p.register(), p.addr, 1000)
-    engine.tick(41000)  # REGISTER transactions gone; entries made, first pings due at 61 s
+    engine.tick(41000)  # REGISTER transactions gone
     q = engine.qualify
+
+    def full_round(t):  # one whole round over the users, batch by batch
+        q.cursor = len(q.order)
+        while True:
+            q.scan_at = 0
+            q.tick(t, [])
+            if q.cursor >= len(q.order):
+                return
+
+    full_round(41000)  # entries made; first pings due at 61 s
     entries = len(q.entries)
     with_entries = yield from heap()
     q.entries = {}
     bare = yield from heap()
     out("qualify_entry", (with_entries - bare) // n, entries)
-    q.scan_at = 0
-    engine.tick(41000)  # made again
+    full_round(41000)  # made again
     idle = yield from heap()
     t_now = 61000
     while len(q.pending) < n and t_now < 80000:
         engine.tick(t_now)
-        t_now += 500
+        t_now += 250
     flying = yield from heap()
     out("qualify_ping", (flying - idle) // n, len(q.pending))
 

@@ -2,8 +2,10 @@
 
 A phone that lost power stays registered until its binding expires; a ping every
 QUALIFY_INTERVAL seconds tells. Sans-I/O: the engine's tick calls tick(now, out), which
-scans the bindings at most every SCAN_MS and sends at most PER_SCAN pings (bounded work per
-tick); responses whose top Via carries our ping branch go to response(msg, now). Any answer
+every SCAN_MS looks at the bindings of the next BATCH users and sends at most PER_SCAN pings
+(bounded work per tick; with more than about 3,840 users a round takes longer than a
+minute and pings come less often than the interval); responses whose top Via carries our
+ping branch go to response(msg, now). Any answer
 (even 404 or 405) means the phone is there. A ping that gets none within the timeout (half
 the interval, at most TIMEOUT_MS; one retransmission halfway) marks a contact that answered
 before as unreachable; the router then leaves it out when forking (and answers 480 when no
@@ -13,15 +15,16 @@ A REGISTER refresh counts as an answer. Imported only when QUALIFY_INTERVAL is n
 """
 
 BRANCH = "z9hG4bKsbq"  # our pings' branch prefix: their answers are ours, not the proxy's
-SCAN_MS = 500  # how often bindings are looked at
-PER_SCAN = 4  # pings sent per scan at most (with 64 bindings and 60 s: about one a second)
+SCAN_MS = 250  # how often a batch of bindings is looked at
+BATCH = 16  # users looked at per scan: 64 users take 1 s, 3,840 a minute
+PER_SCAN = 4  # pings sent per scan at most (16 a second)
 TIMEOUT_MS = 5000  # longest wait for an answer
 SILENT_TRIES = 2  # pings a contact that never answered one gets before we stop asking
 # an entry: [due, sent_at or None, branch, rtt_ms or None, reachable (None unknown),
 #            expires_at seen (a change means a REGISTER refresh), the user while the ping's
 #            one retransmission is still to come (the bytes are made again, not kept),
-#            unanswered pings in a row]
-DUE, SENT, BRANCH_AT, RTT, UP, SEEN, DATA, MISSES = 0, 1, 2, 3, 4, 5, 6, 7
+#            unanswered pings in a row, the round that last saw it]
+DUE, SENT, BRANCH_AT, RTT, UP, SEEN, DATA, MISSES, ROUND = 0, 1, 2, 3, 4, 5, 6, 7, 8
 
 
 class Qualify:
@@ -38,6 +41,9 @@ class Qualify:
         self.entries = {}  # Binding -> entry (list above)
         self.pending = {}  # branch -> Binding, for pings waiting for an answer
         self.scan_at = 0
+        self.order = []  # the users of the current round, by name
+        self.cursor = 0  # the next of them to look at
+        self.rounds = 0
         self.sent = 0  # pings sent, answers received, contacts found unreachable
         self.answered = 0
         self.lost = 0
@@ -58,52 +64,67 @@ class Qualify:
         return self.scan_at
 
     def tick(self, now, out):
+        """Every SCAN_MS: look at the next BATCH users' bindings (a round goes through every
+        user in name order, then starts again), send at most PER_SCAN pings."""
         if now < self.scan_at:
             return
         self.scan_at = now + SCAN_MS
-        live = {}
+        table = self.location.table
+        if self.cursor >= len(self.order):
+            self._forget_unseen()
+            self.order = sorted(table)  # this round's users
+            self.cursor = 0
+            self.rounds += 1
         budget = PER_SCAN
-        location = self.location
-        for user in location.users():
-            for b in location.table.get(user, ()):
-                if b.expires_at <= now:
-                    continue
-                live[b] = True
-                e = self.entries.get(b)
-                if e is None:
-                    # first ping one interval after the registration: the REGISTER was the answer
-                    e = self.entries[b] = [b.since + self.interval, None, "", None, None,
-                                           b.expires_at, None, 0]
-                if e[SEEN] != b.expires_at:  # refreshed by a REGISTER: it is there
-                    e[SEEN] = b.expires_at
-                    if e[UP] is False:
-                        e[UP] = True
-                    e[MISSES] = 0
-                    self._clear(e)
-                    e[DUE] = now + self.interval
-                    continue
-                if e[SENT] is not None:
-                    waited = now - e[SENT]
-                    if waited >= self.timeout:
-                        e[MISSES] += 1
-                        self._clear(e)
-                        e[DUE] = now + self.interval - self.timeout
-                        if e[RTT] is None:  # never answered one: maybe it ignores OPTIONS
-                            if e[MISSES] >= SILENT_TRIES:
-                                e[DUE] = b.expires_at  # ask again after it registers again
-                        elif e[UP] is not False:
-                            self.lost += 1
-                            e[UP] = False
-                    elif e[DATA] is not None and waited * 2 >= self.timeout:
-                        out.append((self._options(b, e[DATA], e[BRANCH_AT]), b.source))
-                        e[DATA] = None  # one retransmission halfway
-                    continue
-                if e[DUE] <= now and budget:
-                    budget -= 1
-                    self._ping(b, e, user, now, out)
+        end = min(len(self.order), self.cursor + BATCH)
+        for k in range(self.cursor, end):
+            user = self.order[k]
+            for b in table.get(user, ()):
+                if b.expires_at > now:
+                    budget = self._check(user, b, now, out, budget)
+        self.cursor = end
+
+    def _forget_unseen(self):
+        """Drop the state of bindings the last round did not see (expired, removed, moved)."""
         for b in list(self.entries):
-            if b not in live:  # expired, removed or moved: forget it
+            if self.entries[b][ROUND] != self.rounds:
                 self._clear(self.entries.pop(b))
+
+    def _check(self, user, b, now, out, budget):
+        """One binding's turn: note a REGISTER refresh, time out or retransmit its ping,
+        or ping it when due and budget allows; returns the budget left."""
+        e = self.entries.get(b)
+        if e is None:
+            # first ping one interval after the registration: the REGISTER was the answer
+            e = self.entries[b] = [b.since + self.interval, None, "", None, None,
+                                   b.expires_at, None, 0, 0]
+        e[ROUND] = self.rounds
+        if e[SEEN] != b.expires_at:  # refreshed by a REGISTER: it is there
+            e[SEEN] = b.expires_at
+            if e[UP] is False:
+                e[UP] = True
+            e[MISSES] = 0
+            self._clear(e)
+            e[DUE] = now + self.interval
+        elif e[SENT] is not None:
+            waited = now - e[SENT]
+            if waited >= self.timeout:
+                e[MISSES] += 1
+                self._clear(e)
+                e[DUE] = now + self.interval - self.timeout
+                if e[RTT] is None:  # never answered one: maybe it ignores OPTIONS
+                    if e[MISSES] >= SILENT_TRIES:
+                        e[DUE] = b.expires_at  # ask again after it registers again
+                elif e[UP] is not False:
+                    self.lost += 1
+                    e[UP] = False
+            elif e[DATA] is not None and waited * 2 >= self.timeout:
+                out.append((self._options(b, e[DATA], e[BRANCH_AT]), b.source))
+                e[DATA] = None  # one retransmission halfway
+        elif e[DUE] <= now and budget:
+            budget -= 1
+            self._ping(b, e, user, now, out)
+        return budget
 
     def _clear(self, e):
         if e[SENT] is not None:

@@ -4,6 +4,7 @@ time, unreachable after an unanswered ping, left out of forking, 480 when none a
 from flows import Phone, first_line, new_engine, status
 
 from switchboard.message import parse
+from switchboard.qualify import BATCH, SCAN_MS
 
 
 class Rig:
@@ -55,7 +56,7 @@ def test_ping_after_one_interval_answer_gives_rtt_and_silence_unreachable():
     assert rig.engine.counters["dropped"] == before["dropped"]  # taken by qualify
     assert contact_state(rig.engine, "1001", rig.now) == (True, 42)
     # alice goes silent: the next ping (2 s later) is retransmitted once, then she is out
-    silent = rig.run(3200)
+    silent = rig.run(3600)
     assert len(pings(silent, alice)) == 2 and len(set(pings(silent, alice))) == 1
     assert contact_state(rig.engine, "1001", rig.now)[0] is False
     assert rig.engine.qualify.stats()["lost"] == 1
@@ -66,14 +67,14 @@ def test_unreachable_callee_gets_480_at_once_and_comes_back_when_it_answers():
     alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12")
     for p in (alice, bob):
         rig.send(p, p.register())
-    out = rig.run(2100)
+    out = rig.run(2400)
     rig.now += 5
     for p in (alice, bob):
         rig.engine.receive(p.answer(pings(out, p)[0], 200, "OK"), p.addr, rig.now)
-    out = rig.run(2000)  # bob stops answering
+    out = rig.run(2400)  # bob stops answering
     rig.now += 5
     rig.engine.receive(alice.answer(pings(out, alice)[0], 200, "OK"), alice.addr, rig.now)
-    rig.run(1000)
+    rig.run(1400)
     assert contact_state(rig.engine, "1002", rig.now)[0] is False
     out = rig.send(alice, alice.invite("1002", "q-call"))
     assert [status(d) for d, _ in out] == [100, 480]
@@ -93,14 +94,14 @@ def test_forking_skips_the_contact_that_stopped_answering():
     alice = Phone("1001", "10.0.0.11")
     for p in (desk, soft, alice):
         rig.send(p, p.register())
-    out = rig.run(2100)
+    out = rig.run(2400)
     rig.now += 5
     for p in (desk, soft):
         rig.engine.receive(p.answer(pings(out, p)[0], 200, "OK"), p.addr, rig.now)
-    out = rig.run(2000)  # the soft phone stops answering
+    out = rig.run(2400)  # the soft phone stops answering
     rig.now += 5
     rig.engine.receive(desk.answer(pings(out, desk)[0], 200, "OK"), desk.addr, rig.now)
-    rig.run(1000)
+    rig.run(1400)
     out = rig.send(alice, alice.invite("1002", "fork"))
     assert [a for d, a in out if d.startswith(b"INVITE")] == [desk.addr]
 
@@ -134,9 +135,30 @@ def test_bounded_pings_per_scan():
         return len(fresh)
 
     assert new_pings(2000) == 4  # PER_SCAN, not all twelve at once
-    assert new_pings(400) == 0  # the next scan is SCAN_MS later
-    assert new_pings(100) == 4
-    assert new_pings(500) == 4
+    assert new_pings(SCAN_MS - 10) == 0  # the next scan is SCAN_MS later
+    assert new_pings(10) == 4
+    assert new_pings(SCAN_MS) == 4
+
+
+def test_a_scan_looks_at_one_batch_of_users_a_round_at_all_of_them():
+    rig = Rig(SIP_USERS="")
+    phones = [Phone("3%03d" % i, "10.0.2.%d" % (i + 1)) for i in range(BATCH * 2 + 5)]
+    for p in phones:
+        rig.send(p, p.register(), advance=0)
+    q = rig.engine.qualify
+    rig.now += 10
+    rig.engine.tick(rig.now)
+    assert len(q.entries) == BATCH  # the first batch of names
+    assert sorted(q.entries, key=lambda b: b.uri)[0].uri == "sip:3000@10.0.2.1:5060"
+    for _ in range(2):
+        rig.now += SCAN_MS
+        rig.engine.tick(rig.now)
+    assert len(q.entries) == len(phones)
+    rig.engine.location.remove("3000", rig.engine.location.lookup("3000", rig.now)[0])
+    for _ in range(6):  # the end of this round and the whole next one
+        rig.now += SCAN_MS
+        rig.engine.tick(rig.now)
+    assert len(q.entries) == len(phones) - 1  # forgotten with its binding
 
 
 def test_off_when_interval_is_zero():
