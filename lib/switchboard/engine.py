@@ -177,9 +177,9 @@ class Engine:
     def end_call(self, call_id, now):
         """The dashboard's "end call": (None or why not, [(bytes, (ip, port))] to send)."""
         out = []
-        from switchboard.endcall import end_call
-
         try:
+            from switchboard.endcall import end_call  # only when a call is ended
+
             problem = end_call(self, call_id, now, out)
         except MemoryError:
             self._out_of_memory("end call", None, None, now, out)
