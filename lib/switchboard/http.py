@@ -249,14 +249,9 @@ class Dashboard:
                 template = f.read()
         except OSError:
             return Response(request, "web/index.html is missing\n", status=(500, "Error"))
-        parts = {
-            "extensions": self.views.render_extensions(self.views.extensions(self.engine, now)),
-            "calls": render_calls(self.engine.active_calls(now)),
-            "history": render_history(self.engine.call_history(now)),
-            "health": render_health(self.status(now)),
-        }
-        for key in parts:
-            template = template.replace("<!--@%s-->" % key, parts[key])
+        # the first extensions as the page's static view; the script draws the rest
+        template = template.replace("<!--@extensions-->", self.views.render_extensions(
+            self.views.extensions(self.engine, now)))
         return Response(request, template, content_type="text/html; charset=utf-8",
                         headers=API_HEADERS)
 
@@ -273,36 +268,3 @@ def heap_free():
 def escape(text):
     return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             .replace('"', "&quot;").replace("'", "&#39;"))
-
-
-def media(m):
-    if not m:
-        return ""
-    return "%s:%s %s %s" % (m["address"], m["port"], "/".join(m["codecs"]), m["direction"])
-
-
-def row(cells):
-    return "<tr>" + "".join("<td>%s</td>" % escape(c) for c in cells) + "</tr>"
-
-
-def render_calls(calls):
-    rows = [row((c["caller"], c["callee"], c["state"], "%ds" % c["duration"],
-                 media(c["offer"]), media(c["answer"]))) for c in calls]
-    return "".join(rows) or '<tr><td colspan="6">No active call</td></tr>'
-
-
-def render_history(calls):
-    rows = [row((c["caller"], c["callee"], c["state"], c["status"] or "", "%ds" % c["duration"],
-                 "%ds ago" % c["ended_ago"])) for c in calls]
-    return "".join(rows) or '<tr><td colspan="6">No call yet</td></tr>'
-
-
-def render_health(status):
-    net = status["network"]
-    items = [("IP", net.get("ip") or "-"), ("MAC", net.get("mac") or "-"),
-             ("Free heap", "n/a" if status["heap_free"] is None else
-              "%d KB" % (status["heap_free"] // 1024))]
-    for name in status["tables"]:
-        t = status["tables"][name]
-        items.append((name, "%d / %d" % (t["use"], t["limit"])))
-    return "".join("<div><dt>%s</dt><dd>%s</dd></div>" % (escape(k), escape(v)) for k, v in items)
