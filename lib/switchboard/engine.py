@@ -2,8 +2,15 @@
 
 `receive(datagram, source, now)` and `tick(now)` return the datagrams to send as
 [(bytes, (ip, port))]; `now` is integer milliseconds from the caller's clock. Each entry
-point makes its own output list and hands it down (no shared output state), so any future
-entry point (a dashboard action, a trunk timer) returns its datagrams the same way.
+point makes its own output list and hands it down (no shared output state), so any other
+entry point returns its datagrams the same way: `end_call(call_id, now)`, the dashboard's
+"end call" (endcall.py), gives (problem, datagrams).
+
+Optional parts, each imported only when configured: the reachability pings (qualify.py,
+QUALIFY_INTERVAL; its tick runs in tick(), the answers to its pings are taken before the
+proxy sees them, the router leaves unreachable contacts out) and the call-message ring for
+the dashboard's ladders (trace.py, set by views.py; every entry point shows it what came in
+and what goes out).
 
 The path of a datagram: size and keepalive checks, parse (message.py), then a response
 goes to the proxy's client transactions; a request is validated (RFC 3261 §8.2, §16.3),
