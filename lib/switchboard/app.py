@@ -6,7 +6,6 @@ socket pool, the clock and an idle function (select() on a host, a short sleep
 or nothing on a board); code.py is the only place that knows which.
 """
 
-from switchboard.auth import Auth
 from switchboard.engine import Engine
 from switchboard.udp import UDPEndpoint
 
@@ -22,6 +21,8 @@ class App:
         seed = secret[0] << 16 | secret[1] << 8 | secret[2]
         self.engine = Engine(config, seed, log)
         if config.sip_auth != "off":
+            from switchboard.auth import Auth  # digest off: no auth code, no hash library
+
             self.engine.auth = Auth(config, secret)
         if sip is None:  # the board passes its own W5500 endpoint
             sip = UDPEndpoint(pool, config.sip_host, config.sip_port, config.max_message_size,

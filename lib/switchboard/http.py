@@ -123,6 +123,7 @@ class Dashboard:
         self.failing = Lockout(LOGIN_FAILURES, LOGIN_BLOCK_MS, MAX_FAILING)
         self.restarts = 0
         self.errors = 0
+        self.memory_errors = 0  # requests that ran out of heap (SIP goes on)
         self.quiet_until = 0
         server = self.server = DashboardServer(pool, self.clock)
         server.headers = SECURITY
@@ -139,6 +140,13 @@ class Dashboard:
     def poll(self, now):
         try:
             self.server.poll()
+        except MemoryError as e:  # a page or JSON answer too big for the heap left
+            self.memory_errors += 1  # adafruit_httpserver closed that connection
+            import gc
+
+            gc.collect()
+            self._warn(now, "dashboard: out of memory serving a request (%r; %s bytes free "
+                            "now); SIP goes on" % (e, heap_free()))
         except OSError as e:
             self._warn(now, "dashboard: listener failed (%r); starting it again" % (e,))
             self.restart()
@@ -204,6 +212,7 @@ class Dashboard:
         counters["http_errors"] = self.errors
         counters["http_restarts"] = self.restarts
         counters["http_failed_logins"] = self.failed_logins
+        counters["http_memory_errors"] = self.memory_errors
         limits = eng.config.limits()
         return {
             "name": "Switchboard", "version": VERSION, "uptime": now // 1000,

@@ -24,6 +24,57 @@ DISCOVER, OFFER, REQUEST, ACK, NAK = 1, 2, 3, 5, 6
 BROADCAST = b"\xff\xff\xff\xff"
 ZERO = b"\x00\x00\x00\x00"
 RETRIES = 2  # W5500 RCR: an unanswered ARP costs (RCR + 1) x 200 ms, not 1.8 s
+# The W5500's 16 KB of RX and 16 KB of TX memory, set per socket (Sn_RXBUF_SIZE 0x1E,
+# Sn_TXBUF_SIZE 0x1F, in KB: 0, 1, 2, 4, 8 or 16; each sum at most 16). The driver leaves
+# 2 KB each: two SIP INVITEs with SDP. The SIP socket gets SIP_RX_KB; the other seven
+# sockets share the rest (1 KB each; 2 KB for the DHCP socket when no dashboard needs them).
+# TX stays 2 KB everywhere: the driver writes TCP data in 2 KB pieces and waits for that
+# much room, and it addresses TX memory as 2 KB blocks (larger TX buffers would be written
+# in the wrong place).
+SIP_RX_KB = 8
+TX_KB = 2
+CHIP_KB = 16
+SN_RXBUF, SN_TXBUF = 0x1E, 0x1F
+
+
+def buffer_split(sip, dhcp, dashboard):
+    """[(rx KB, tx KB)] for the eight sockets: SIP_RX_KB for socket `sip`, the rest shared by
+    the sockets in use (all of them with the dashboard on: its connections take any free
+    socket; else the DHCP socket first). Never more than CHIP_KB in total per direction."""
+    rx = [1] * 8
+    rx[sip] = SIP_RX_KB
+    if not dashboard and dhcp is not None and dhcp != sip:
+        rx[dhcp] = 2
+    return [(r, TX_KB) for r in rx]
+
+
+class _Absent:
+    """Stands in sys.modules for adafruit_wiznet5k's DHCP and DNS modules, which Switchboard
+    never calls (is_dhcp=False, no names resolved): 14 KB of heap not spent at import."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __getattr__(self, attr):
+        raise RuntimeError("%s is not loaded on this board (Switchboard does not use it)"
+                           % self.name)
+
+
+def import_driver():
+    """adafruit_wiznet5k's WIZNET5K class, without importing its DHCP and DNS modules."""
+    import sys
+
+    import adafruit_wiznet5k
+
+    for part in ("adafruit_wiznet5k_dhcp", "adafruit_wiznet5k_dns"):
+        name = "adafruit_wiznet5k." + part
+        if name not in sys.modules:
+            stand_in = _Absent(name)
+            sys.modules[name] = stand_in
+            setattr(adafruit_wiznet5k, part, stand_in)
+    from adafruit_wiznet5k.adafruit_wiznet5k import WIZNET5K
+
+    return WIZNET5K
 
 
 def fnv(data, h):
@@ -332,6 +383,8 @@ class NetIf:
         self.use_dhcp = is_on(getenv("NET_DHCP"))
         self.dhcp = Dhcp(self)
         self.mac, self.mac_source = self.choose_mac()
+        self.sip_socket = None  # the hardware socket reserved for SIP (W5500)
+        self.buffers = None  # [(rx KB, tx KB)] per socket once split
 
     @property
     def ip(self):
@@ -381,9 +434,11 @@ class NetIf:
         return address, mask, gateway, dns
 
     # bring-up --------------------------------------------------------------------------
-    def start(self, spi, cs, reset=None, feed=None, dhcp_timeout_ms=10000):
-        """Reset and start the chip, wait for the link, get an address. Blocks (boot only)."""
-        from adafruit_wiznet5k.adafruit_wiznet5k import WIZNET5K
+    def start(self, spi, cs, reset=None, feed=None, dhcp_timeout_ms=10000, dashboard=False):
+        """Reset and start the chip, wait for the link, get an address. Blocks (boot only).
+        On a W5500 the SIP socket is reserved here (sip_socket) and the chip's buffer memory
+        split before any socket opens (buffers)."""
+        WIZNET5K = import_driver()  # noqa: N806 (the driver's class)
 
         if reset is not None:
             reset.switch_to_output(value=False)
@@ -397,6 +452,8 @@ class NetIf:
             eth.rcr = RETRIES
         except (AttributeError, ValueError):
             pass
+        if self.chip == "w5500":
+            self.split_buffers(dashboard)
         waited = 0
         while not eth.link_status:
             if waited % 10 == 0:
@@ -432,6 +489,31 @@ class NetIf:
             self.log("warning", "DHCP: no answer in %d s and no NET_IP to fall back on; "
                      "still asking" % (dhcp_timeout_ms // 1000))
         return self.ip_bytes != ZERO
+
+    def split_buffers(self, dashboard):
+        """Reserve the SIP socket and write every socket's buffer sizes (all closed now)."""
+        eth = self.eth
+        self.sip_socket = eth.get_socket(reserve_socket=True)
+        dhcp = None
+        for n in range(1, 8):  # the socket the DHCP client will take: the next free one
+            if n != self.sip_socket:
+                dhcp = n
+                break
+        split = buffer_split(self.sip_socket, dhcp, dashboard)
+        for grow in (False, True):  # shrink first: the sums stay within 16 KB at every write
+            for n in range(8):
+                ctrl = (n << 5) + 0x0C  # socket n registers, write
+                for reg, kb in ((SN_RXBUF, split[n][0]), (SN_TXBUF, split[n][1])):
+                    if (kb > 2) == grow:  # the driver left 2 KB everywhere
+                        eth._write(reg, ctrl, kb)
+        self.buffers = split
+
+    def buffer_text(self):
+        """"socket n rx/tx" for the console, or the driver's default when not split."""
+        if not self.buffers:
+            return "driver default (2/2 each)"
+        return ", ".join("%d%s %d/%d" % (n, " SIP" if n == self.sip_socket else "", b[0], b[1])
+                         for n, b in enumerate(self.buffers))
 
     def configure(self, ip, mask, gateway, dns, mode):
         ip = bytes(ip)
@@ -477,6 +559,8 @@ class NetIf:
             "gateway": ip_str(self.gateway), "dns": ip_str(self.dns), "mac": pretty_mac(self.mac),
             "mac_source": self.mac_source, "hostname": self.hostname, "link": self.link,
             "link_changes": self.link_changes, "chip": self.chip,
+            "buffers_kb": {"sip_socket": self.sip_socket, "rx": [b[0] for b in self.buffers],
+                           "tx": [b[1] for b in self.buffers]} if self.buffers else None,
             "dhcp": self.dhcp.status(now) if self.use_dhcp else None,
         }
 
@@ -491,39 +575,3 @@ class Watchdog:
     def poll(self, now):
         self.timer.feed()
         self.feeds += 1
-
-
-class DashboardGuard:
-    """The dashboard as a service that survives the W5500: no HTTP while the link is down,
-    and a listener whose hardware socket fell to CLOSED (the driver's accept() then fails
-    forever) is started again."""
-
-    def __init__(self, dashboard, net, check_ms=1000):
-        self.dashboard = dashboard
-        self.net = net
-        self.check_ms = check_ms
-        self.next_check = 0
-        self.revived = 0
-
-    def poll(self, now):
-        if not self.net.link:
-            return
-        if now >= self.next_check:
-            self.next_check = now + self.check_ms
-            if not self.listening():
-                self.revived += 1
-                self.net.log("warning", "dashboard: listener lost on the chip; starting it again")
-                self.dashboard.restart()
-        self.dashboard.poll(now)
-
-    def listening(self):
-        sock = getattr(self.dashboard.server, "_sock", None)
-        if sock is None or getattr(sock, "_socket_closed", False):
-            return False
-        n = getattr(sock, "_socknum", None)
-        if n is None:
-            return True
-        try:
-            return self.net.eth.socket_status(n) != 0x00  # SNSR_SOCK_CLOSED
-        except (OSError, RuntimeError, ValueError):
-            return True
