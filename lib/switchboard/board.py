@@ -61,6 +61,15 @@ class Running:
         info["heap_free"] = heap_free()
         return info
 
+    def shift_times(self, ms):
+        """The clock restarted its epoch: every stored time moves back by ms."""
+        self.app.engine.shift_times(ms)
+        self.net.shift_times(ms)
+        self.app.fault_logged = None
+        web = self.web
+        if web is not None:
+            web.shift_times(ms)
+
     def readdress(self, ip):
         app = self.app
         config = self.config

@@ -84,6 +84,22 @@ def board_int(getenv, name, default):
         return default
 
 
+def epochs(clock, run):
+    """Keep the clock's values below 2**30 (small ints: no allocation per now()) by restarting
+    its epoch every 2**28 ms (3.1 days), when everything that stores its times can move them:
+    the engine (Engine.shift_times) and the shells (run.shift_times). An engine without
+    shift_times keeps an ever-growing clock: exact, but every now() past 12.4 days of uptime
+    allocates a long int."""
+    if not hasattr(run.app.engine, "shift_times"):
+        print("Clock: exact ms; past 12.4 days each reading is a long int (this engine cannot "
+              "move its stored times to a new epoch)")
+        return
+    clock.limit = 1 << 29
+    clock.shift = 1 << 28
+    clock.listeners.append(run.shift_times)
+    print("Clock: exact ms, a new epoch every %d days" % (clock.shift // 86400000))
+
+
 def start(run):
     """Bring everything up into `run` (a board.Running); False when the board cannot serve."""
     import os
@@ -165,6 +181,7 @@ def start(run):
         log("error", "cannot open SIP port %d: %r" % (config.sip_port, e))
         return False
     app.services.append(net)
+    epochs(clock, run)
     if config.http_port:
         from switchboard.dashstart import DashboardStart
 

@@ -84,6 +84,12 @@ class DashboardStart:
                 self.reason = "started on try %d (before: %s)" % (self.tries, earlier)
                 self.app.log("info", "dashboard: " + self.reason)
 
+    def shift_times(self, ms):
+        self.next_try -= ms
+        if self.guard is not None:
+            self.guard.next_check -= ms
+            self.dashboard.shift_times(ms)
+
     def status(self):
         d = self.dashboard
         return {"state": self.state, "reason": self.reason, "tries": self.tries,

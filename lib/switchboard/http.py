@@ -167,6 +167,12 @@ class Dashboard:
             self.quiet_until = now + 10000
             self.log("warning", text)
 
+    def shift_times(self, ms):
+        """The board clock restarted its epoch: stored times move back by ms. Login blocks
+        are forgotten (at most once in 3 days)."""
+        self.quiet_until -= ms
+        self.failing = Lockout(LOGIN_FAILURES, LOGIN_BLOCK_MS, MAX_FAILING)
+
     def restart(self):
         self.restarts += 1
         try:
@@ -215,7 +221,7 @@ class Dashboard:
         counters["http_memory_errors"] = self.memory_errors
         limits = eng.config.limits()
         return {
-            "name": "Switchboard", "version": VERSION, "uptime": now // 1000,
+            "name": "Switchboard", "version": VERSION, "uptime": uptime_ms(self.clock) // 1000,
             "sip": eng.sent_by, "domain": eng.domain, "network": self.netinfo(),
             "heap_free": heap_free(), "boot": self.boot,
             "tables": eng.tables(), "limits": limits,
@@ -264,6 +270,11 @@ class Dashboard:
             template = template.replace("<!--@%s-->" % key, parts[key])
         return Response(request, template, content_type="text/html; charset=utf-8",
                         headers=API_HEADERS)
+
+
+def uptime_ms(clock):
+    """Exact uptime across the board clock's epochs (Clock.uptime), else its now()."""
+    return clock.uptime() if hasattr(clock, "uptime") else clock.now()
 
 
 def heap_free():

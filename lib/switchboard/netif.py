@@ -213,6 +213,16 @@ class Dhcp:
             self.close()
             self.net.log("warning", "DHCP: cannot send (%r)" % (e,))
 
+    def shift_times(self, ms):
+        """The board clock restarted its epoch: every stored time moves back by ms."""
+        self.started -= ms
+        self.requested_at -= ms
+        self.next_send -= ms
+        if self.t1 is not None:
+            self.t1 -= ms
+            self.t2 -= ms
+            self.expiry -= ms
+
     # socket ------------------------------------------------------------------------
     def open(self):
         eth = self.net.eth
@@ -527,6 +537,11 @@ class NetIf:
                 listener(self.ip)
 
     # upkeep ------------------------------------------------------------------------------
+    def shift_times(self, ms):
+        """The board clock restarted its epoch (Clock.listeners): stored times move by ms."""
+        self.next_link_check -= ms
+        self.dhcp.shift_times(ms)
+
     def poll(self, now):
         if now >= self.next_link_check:
             self.next_link_check = now + LINK_POLL_MS

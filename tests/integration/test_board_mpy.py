@@ -191,3 +191,59 @@ def test_dhcp_client_and_udp_endpoint_on_micropython():
     from switchboard.netif import derive_mac
 
     assert out["mac"] == list(derive_mac(bytes.fromhex("0123456789abcdef")))
+
+
+CLOCK = r'''
+import gc
+from switchboard.clock import Clock
+
+PERIOD = 1 << 29
+STEP = 3600000  # an hour
+
+
+class Ticks:  # like supervisor.ticks_ms(): small ints only, wraps at 2**29
+    t = PERIOD - 5000
+
+    def __call__(self):
+        return self.t
+
+    def advance(self, ms):
+        self.t = (self.t + ms) % PERIOD
+
+
+def run(limit, hours):
+    ticks = Ticks()
+    clock = Clock(ticks, PERIOD, 0, limit)
+    shifts = []
+    clock.listeners.append(shifts.append)
+    biggest = 0
+    for _ in range(hours):
+        ticks.advance(STEP)
+        now = clock.now()
+        if now > biggest:
+            biggest = now
+    # now() 1000 times, 1 ms apart: the VM collects nothing inside one run, so mem_alloc()
+    # only grows; a difference of 0 means not one allocation
+    before = gc.mem_alloc()
+    for _ in range(1000):
+        ticks.advance(1)
+        clock.now()
+    grew = gc.mem_alloc() - before
+    exact = clock.uptime() == hours * STEP + 1000
+    return [biggest < (1 << 30), grew, clock.epochs, len(shifts), exact]
+
+
+print(run(1 << 29, 100 * 24))
+print(run(None, 13 * 24))
+'''
+
+
+def test_board_clock_never_allocates_after_months_on_micropython():
+    """On the 32-bit VM the board's clock (limit 2**29) stays a small int for 100 days: a
+    thousand readings allocate nothing, and uptime() is exact. The clock without a limit
+    passes 2**30 after 12.4 days and then every reading allocates (the bug it avoids)."""
+    bounded, unbounded = [json.loads(line.replace("True", "true").replace("False", "false"))
+                          for line in run_micropython(CLOCK).strip().splitlines()]
+    assert bounded[0] is True and bounded[1] == 0 and bounded[2] == bounded[3] >= 30
+    assert bounded[4] is True
+    assert unbounded[0] is False and unbounded[1] > 1000 and unbounded[4] is True
