@@ -108,6 +108,9 @@ class Control:
         if op == "hold":
             chip.hold_until_reply(int(cmd["port"]), cmd["ip"])
             return {"ok": True}
+        if op == "modules":  # what the board has imported (ours and the board libraries)
+            return sorted(name for name in sys.modules
+                          if name.startswith(("switchboard", "adafruit_", "_md5", "_sha")))
         if op == "pause":  # datagrams for this UDP port wait in the kernel ...
             chip.paused.add(int(cmd["port"]))
             return {"ok": True}
