@@ -93,7 +93,9 @@ def main():
     gc.collect()
     if not ok:
         return 1
-    print("Heap: %s bytes free after start" % heap_free())
+    free = heap_free()
+    if free is not None:
+        print("Heap: %d bytes free after start" % free)
     print("Switchboard ready")
     app = run.app
     log = run.log

@@ -133,7 +133,7 @@ def start(run):
     print("Profile: %s, heap budget %d KB; limits: %d bindings, %d transactions, %d calls, "
           "%d history, %d sources" % (chip, heap_kb, limits["bindings"], limits["transactions"],
                                       limits["calls"], limits["history"], limits["sources"]))
-    if not config.http_port and os.getenv("HTTP_PORT") is None:
+    if not config.http_port and not os.getenv("HTTP_PORT"):
         print("Dashboard: off by default on this board: adafruit_httpserver and the socket pool "
               "need about 85 KB of heap beside SIP and digest (HTTP_PORT = 80 tries it anyway; "
               "the W5500-EVB-Pico2 and the ESP32-S3-ETH have room for it)")

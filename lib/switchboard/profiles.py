@@ -31,13 +31,12 @@ UNKNOWN = ("busio", "", "", "", "", "", 150, "unknown")
 # auth.py and MD5; the dashboard adds adafruit_httpserver, the socket pool, http.py.
 IMPORTS = {"base": 104, "digest": 13, "dashboard": 88}
 # Bytes per table entry on the 32-bit VM (bench/vm_memory.py; docs/performance.md),
-# rounded up: a binding with its rate-limit source, a transaction while it lingers (a
-# REGISTER's; an INVITE's costs more, but there are fewer), an active call, a call kept in
-# the history.
-COSTS = {"bindings": 400, "transactions": 1000, "calls": 400, "history": 200}
+# rounded up: a binding with its rate-limit source, a transaction while it lingers (1024 of
+# them held 1.5 MB in bench/vm_board.py's load), an active call, a call kept in the history.
+COSTS = {"bindings": 400, "transactions": 1500, "calls": 400, "history": 200}
 # Share of the table heap each table may take (per cent): phones first.
 SHARES = {"bindings": 50, "transactions": 40, "calls": 6, "history": 4}
-FLOORS = {"bindings": 8, "transactions": 8, "calls": 2, "history": 0}
+FLOORS = {"bindings": 8, "transactions": 8, "calls": 2, "history": 4}
 WORKING_KB = 8  # the objects built at start (engine, driver, sockets' buffers)
 
 
@@ -84,7 +83,7 @@ def defaults(board_id, getenv):
     p = profile(board_id)
     heap_kb = p[6]
     port = getenv("HTTP_PORT")
-    if port is None or port == "":
+    if port is None or port == "":  # not set: the profile decides
         dashboard = features(heap_kb)["dashboard"]
     else:
         try:
@@ -106,7 +105,7 @@ def board_getenv(getenv, board_id="wiznet_w5500_evb_pico"):
 
     def get(name):
         value = getenv(name)
-        if value is None:
+        if value is None or value == "":
             return table.get(name)
         return value
 
