@@ -7,7 +7,8 @@
   digest without the dashboard, and that default is what is checked here; the full set is
   checked against the RP2350 profile's budget.
 - The simulated load (32 phones with digest, re-registering every 60 s, 8 calls a second
-  for 10 minutes) must peak within 150 KB and not grow from the first minute to the last.
+  for 10 minutes, every lingering transaction kept) must peak within 150 KB and not grow
+  (more than 1 KB) from the second minute to the last.
 - The import lists measured here are the modules a running board really has loaded.
 """
 
@@ -108,5 +109,7 @@ def test_simulated_load_peak_within_150_kb_and_flat(lib):
     assert len(got["minutes"]) == minutes
     assert got["peak"] <= budget.LOAD_BUDGET, "peak %d B > %d B: %s" % (
         got["peak"], budget.LOAD_BUDGET, report)
-    first, last = got["minutes"][0][0], got["minutes"][-1][0]
+    # growth: the second minute against the last (the first holds the start: every phone
+    # registering, the first calls, no re-registration lingering yet)
+    first, last = got["minutes"][1][0], got["minutes"][-1][0]
     assert last <= first + 1024, "grew from %d B to %d B: %s" % (first, last, report)
