@@ -94,10 +94,7 @@ def load(lib, minutes, board_id=None):
     spec = dict(budget.LOAD, minutes=minutes)
     title = "Simulated load"
     if board_id is not None:  # the same load within a profile's own table limits
-        table = profiles.defaults(board_id, {}.get)[0]
-        spec["settings"] = dict(spec["settings"])
-        for name in profiles.SETTINGS.values():
-            spec["settings"][name] = table[name]
+        spec = budget.profile_load(board_id, minutes)
         title = "The same load within the %s profile's default limits" % board_id
     print("== %s: %d phones with digest re-registering every %d s, %d calls/s "
           "(held %d ms), %d minutes; live heap every %d ms of simulated time; budget %s KB"
@@ -105,7 +102,7 @@ def load(lib, minutes, board_id=None):
              minutes, spec["step_ms"], kb(budget.LOAD_BUDGET)))
     print("settings: %s" % " ".join("%s=%s" % kv for kv in sorted(spec["settings"].items())))
     got = budget.measure_load(lib, spec)
-    print("imports (app, auth, hashes): %s KB; engine built: %s KB; harness (not counted): "
+    print("imports (the board's, SIP + digest): %s KB; engine built: %s KB; harness (not counted): "
           "%s KB" % (kb(got["imports"]), kb(got["engine"]), kb(got["harness"])))
     rows = [[str(i + 1), kb(peak), kb(low)] for i, (peak, low) in enumerate(got["minutes"])]
     print(bl.table(rows, ["minute", "peak KB", "lowest KB"]))

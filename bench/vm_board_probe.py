@@ -13,7 +13,8 @@ each one adds and the total. Names are modules, or:
     "alone:_md5"   adafruit_hashlib's _md5 module imported without its package
     "forget"       board.forget(board.START_ONLY): the start-up modules dropped after start
 
-MODE "load": the engine the board builds (App with digest on), driven in simulated time by
+MODE "load": the board's imports (LOAD["imports"]) and the engine the board builds (App with
+digest on), driven in simulated time by
 LOAD["phones"] phones that register with digest and re-register every LOAD["rereg_s"] s,
 and LOAD["calls_per_s"] calls a second (INVITE, 180, 200, ACK, BYE after LOAD["hold_ms"],
 200) for LOAD["minutes"] minutes. Prints the live heap after every LOAD["step_ms"] of
@@ -134,6 +135,8 @@ def challenge(data):
 
 def load_steps():
     start = yield from heap()
+    for name in LOAD.get("imports", ()):  # the rest of what the board imports: counted
+        load(name)
     from binascii import hexlify
 
     import switchboard.app  # noqa: F401 (the board's own imports first: counted)
@@ -284,6 +287,7 @@ def load_steps():
         out("minute", m + 1, minute_peak[m], minute_low[m])
     out("peak", max(minute_peak))
     out("harness", own)
+    counts["unanswered"] = len(pending)  # INVITEs that never got a final answer
     for key in counts:
         out("count", key, counts[key])
     tables = board.tables()

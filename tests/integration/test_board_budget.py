@@ -113,3 +113,16 @@ def test_simulated_load_peak_within_150_kb_and_flat(lib):
     # registering, the first calls, no re-registration lingering yet)
     first, last = got["minutes"][1][0], got["minutes"][-1][0]
     assert last <= first + 1024, "grew from %d B to %d B: %s" % (first, last, report)
+
+
+def test_reference_board_under_that_load_stays_within_150_kb(lib):
+    """The same load against the W5500-EVB-Pico's default limits: what does not fit the
+    tables is refused with an answer (503, 403), never by running out of heap; the whole
+    program (the board's imports, the engine, its tables) peaks within 150 KB."""
+    got = budget.measure_load(lib, budget.profile_load("wiznet_w5500_evb_pico", 2))
+    counts = got["counts"]
+    assert got["peak"] <= budget.LOAD_BUDGET, "peak %d B: %r" % (got["peak"], got)
+    assert got["imports"] <= budget.IMPORT_BUDGET, got
+    assert counts["unanswered"] == 0 and counts["other"] == 0, got
+    assert counts["answered"] > 100 and counts["registered"] > 32, got
+    assert got["tables"]["bindings"][0] == got["tables"]["bindings"][1], got  # full, held

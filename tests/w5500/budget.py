@@ -76,12 +76,26 @@ ALONE = (
 # The load of issue 13, and its budgets (bytes of live heap on the 32-bit VM).
 # MAX_TRANSACTIONS is large enough that no lingering transaction is dropped early (8 calls a
 # second, each with up to five transactions lingering 32 s).
+# The board's imports (SIP + digest, the RP2040 default) are loaded first and counted.
 LOAD = {"phones": 32, "rereg_s": 60, "calls_per_s": 8, "hold_ms": 1000, "minutes": 10,
-        "step_ms": 250, "settings": {"SIP_AUTH": "register", "MAX_TRANSACTIONS": 2048,
-                                     "MAX_CALLS": 64, "MAX_BINDINGS": 64, "MAX_SOURCES": 80,
-                                     "CALL_HISTORY": 16, "RATE_LIMIT": 0}}
+        "step_ms": 250, "imports": SIP + DIGEST + ["forget"],
+        "settings": {"SIP_AUTH": "register", "MAX_TRANSACTIONS": 2048, "MAX_CALLS": 64,
+                     "MAX_BINDINGS": 64, "MAX_SOURCES": 80, "CALL_HISTORY": 16,
+                     "RATE_LIMIT": 0}}
 IMPORT_BUDGET = 125 * 1024
 LOAD_BUDGET = 150 * 1024
+
+
+def profile_load(board_id, minutes=2):
+    """LOAD within a board profile's default table limits (what it refuses gets 503)."""
+    sys.path.insert(0, os.path.join(ROOT, "lib"))
+    from switchboard import profiles
+
+    table = profiles.defaults(board_id, {}.get)[0]
+    spec = dict(LOAD, minutes=minutes, settings=dict(LOAD["settings"]))
+    for name in profiles.SETTINGS.values():
+        spec["settings"][name] = table[name]
+    return spec
 
 
 def site_packages():
