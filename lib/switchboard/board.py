@@ -65,7 +65,8 @@ class Running:
         """The clock restarted its epoch: every stored time moves back by ms."""
         self.app.engine.shift_times(ms)
         self.net.shift_times(ms)
-        self.app.fault_logged = None
+        for entry in getattr(self.app, "fault_log", {}).values():  # [last line ms, quiet]
+            entry[0] -= ms
         web = self.web
         if web is not None:
             web.shift_times(ms)
