@@ -9,7 +9,9 @@ Live heap is gc.mem_alloc() after a real collection (bench/vm_steps.mjs), on the
 MicroPython VM that tests/mpyvm.py installs; the libraries are this Python's PyPI packages,
 run as .py (the figures match CircuitPython's 32-bit VM within a few percent: PLATFORM.md).
 The measuring code is tests/w5500/budget.py and bench/vm_board_probe.py, which the budget
-tests (tests/integration/test_board_budget.py) use too.
+tests (tests/integration/test_board_budget.py) use too. Modules are measured compiled to .mpy
+by MicroPython's mpy-cross (what circup installs and deploy --mpy makes; the budgets apply to
+this) and as .py source (a plain deploy: more interned names, so more heap).
 """
 
 import argparse
@@ -39,43 +41,51 @@ def kb(n):
     return "%.1f" % (n / 1024)
 
 
-def alone(lib):
-    print("== Each imported alone, in a fresh VM (KB of live heap)")
+def alone(libs):
+    print("== Each imported alone, in a fresh VM (KB of live heap): from .mpy (what circup "
+          "installs, what deploy --mpy makes) and from .py")
     rows = []
     for label, pre, names in budget.ALONE:
-        total = budget.measure_imports(lib, names, pre)[0]
-        rows.append([label, kb(total)])
-    print(bl.table(rows, ["library or module", "KB"]))
+        rows.append([label] + [kb(budget.measure_imports(lib, names, pre)[0]) for lib in libs])
+    print(bl.table(rows, ["library or module", ".mpy KB", ".py KB"]))
     print()
 
 
-def feature_sets(lib):
+def feature_sets(libs):
     print("== What a board imports, per feature set (KB of live heap after start: the start-up "
           "modules dropped); budget %s KB" % kb(budget.IMPORT_BUDGET))
     totals = {}
-    detail = None
+    rows = []
+    details = []
     for label, names in budget.FEATURE_SETS:
-        total, steps, _ = budget.measure_imports(lib, names)
-        totals[label] = total
-        verdict = "fits" if total <= budget.IMPORT_BUDGET else "over by %s" % kb(
-            total - budget.IMPORT_BUDGET)
-        print("%-26s %7s KB  %s" % (label, kb(total), verdict))
-        detail = steps
+        row = [label]
+        for kind, lib in zip(("mpy", "py"), libs):
+            total, steps, _ = budget.measure_imports(lib, names)
+            totals[(label, kind)] = total
+            row += [kb(total), "fits" if total <= budget.IMPORT_BUDGET else "over by %s" % kb(
+                total - budget.IMPORT_BUDGET)]
+            details.append(steps)
+        rows.append(row)
+    print(bl.table(rows, ["feature set", ".mpy KB", "", ".py KB", ""]))
     print()
-    print("in import order (SIP + digest + dashboard), KB each adds:")
-    print(bl.table([[name, kb(size)] for name, size in detail], ["step", "KB"]))
+    print("in import order (SIP + digest + dashboard), KB each adds (the steps carry the "
+          "interpreter's string-table growth where it happens):")
+    mpy, py = details[-2], details[-1]
+    print(bl.table([[m[0], kb(m[1]), kb(p[1])] for m, p in zip(mpy, py)],
+                   ["step", ".mpy KB", ".py KB"]))
     print()
     return totals
 
 
 def capacity(totals):
-    print("== Board profiles: heap budget, default features, table limits, heap left")
+    print("== Board profiles: heap budget, default features, table limits, heap left (imports "
+          "from .mpy)")
     rows = []
     for name, board_id in PROFILED:
         table, heap_kb, chip = profiles.defaults(board_id, {}.get)
         web = table["HTTP_PORT"] != 0
         label = "SIP + digest + dashboard" if web else "SIP + digest"
-        imported = totals[label]
+        imported = totals[(label, "mpy")]
         used = (table["MAX_BINDINGS"] * profiles.COSTS["bindings"]
                 + table["MAX_TRANSACTIONS"] * profiles.COSTS["transactions"]
                 + table["MAX_CALLS"] * profiles.COSTS["calls"]
@@ -133,10 +143,11 @@ def main():
                                            % budget.site_packages()])
     workdir = tempfile.mkdtemp(prefix="bench-board-")
     try:
-        lib = budget.make_lib(workdir)
+        lib = budget.make_lib(os.path.join(workdir, "mpy"))
+        libs = (lib, budget.make_lib(os.path.join(workdir, "py"), mpy=False))
         if not args.skip_alone:
-            alone(lib)
-        totals = feature_sets(lib)
+            alone(libs)
+        totals = feature_sets(libs)
         capacity(totals)
         if not args.skip_load:
             load(lib, args.minutes)

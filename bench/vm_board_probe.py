@@ -59,7 +59,7 @@ def load(name):
 
         forget(START_ONLY)
     elif name == "driver":
-        from switchboard.netif import import_driver
+        from switchboard.bringup import import_driver
 
         keep.append(import_driver())
     elif name.startswith("alone:"):  # one adafruit_hashlib module without its package

@@ -1,6 +1,7 @@
 """The board path: code.py runs main() on CircuitPython (a W5500 board).
 
-main() runs switchboard.boot.start() once, then drops the start-up modules (boot, profiles)
+main() runs switchboard.boot.start() once, then drops the start-up modules (boot, profiles,
+bringup)
 so that their code leaves the heap, and runs the loop. What the settings turn off is never
 imported: no hash library when SIP_AUTH is off (the engine's Auth is not built), no
 adafruit_httpserver or socket pool when HTTP_PORT is 0 (switchboard.dashstart is not
@@ -11,7 +12,7 @@ client; Switchboard resolves no names). Running out of heap is never fatal here.
 import gc
 import sys
 
-START_ONLY = ("switchboard.boot", "switchboard.profiles")
+START_ONLY = ("switchboard.boot", "switchboard.profiles", "switchboard.bringup")
 
 
 def heap_free():

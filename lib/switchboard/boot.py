@@ -109,6 +109,7 @@ def start(run):
 
     from switchboard import VERSION
     from switchboard.app import App
+    from switchboard.bringup import start as bring_up
     from switchboard.clock import Clock
     from switchboard.config import Config
     from switchboard.log import Log
@@ -144,8 +145,9 @@ def start(run):
         return False
     net = run.net = NetIf(getenv, log, clock)
     try:
-        net.start(spi, cs, rst, dhcp_timeout_ms=1000 * board_int(getenv, "NET_DHCP_TIMEOUT", 10),
-                  dashboard=bool(config.http_port))
+        bring_up(net, spi, cs, rst, dhcp_timeout_ms=1000 * board_int(getenv, "NET_DHCP_TIMEOUT",
+                                                                     10),
+                 dashboard=bool(config.http_port))
     except (RuntimeError, OSError) as e:
         print("Ethernet: the W5500 does not answer (%r); check the wiring and pins" % (e,))
         return False

