@@ -35,8 +35,10 @@ IMPORTS = {"base": 104, "digest": 16, "dashboard": 88}
 # rounded up: a binding with its rate-limit source, a transaction while it lingers (1024 of
 # them held 1.5 MB in bench/vm_board.py's load), an active call, a call kept in the history.
 COSTS = {"bindings": 400, "transactions": 1500, "calls": 400, "history": 200}
-# Share of the table heap each table may take (per cent): phones first.
-SHARES = {"bindings": 55, "transactions": 30, "calls": 9, "history": 6}
+# Share of the table heap each table may take (per cent): phones first. Calls follow from
+# transactions: a ringing call holds two (ours and the callee's), and a few are kept for
+# REGISTERs in flight.
+SHARES = {"bindings": 55, "transactions": 35, "history": 10}
 FLOORS = {"bindings": 8, "transactions": 4, "calls": 2, "history": 4}
 WORKING_KB = 10  # the objects built at start (engine: 6.5 KB, driver, sockets' buffers)
 
@@ -65,9 +67,12 @@ def limits(heap_kb, dashboard, digest=True):
         used += IMPORTS["dashboard"]
     tables = max(0, heap_kb - used) * 1024
     out = {}
-    for name in COSTS:
-        n = tables * SHARES[name] // 100 // COSTS[name]
-        out[name] = max(FLOORS[name], n)
+    for name in SHARES:
+        cost = COSTS[name]
+        if name == "transactions":  # each also pays half of the call it may belong to
+            cost += COSTS["calls"] // 2
+        out[name] = max(FLOORS[name], tables * SHARES[name] // 100 // cost)
+    out["calls"] = max(FLOORS["calls"], (out["transactions"] - 4) // 2)
     out["sources"] = max(4, out["bindings"] + 16)
     return out
 
