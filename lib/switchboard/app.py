@@ -19,11 +19,12 @@ class App:
         self.clock = clock
         self.log = log
         seed = secret[0] << 16 | secret[1] << 8 | secret[2]
-        self.engine = Engine(config, seed, log)
+        auth = None
         if config.sip_auth != "off":
             from switchboard.auth import Auth  # digest off: no auth code, no hash library
 
-            self.engine.auth = Auth(config, secret)
+            auth = Auth(config, secret)
+        self.engine = Engine(config, seed, log, auth=auth)
         if sip is None:  # the board passes its own W5500 endpoint
             sip = UDPEndpoint(pool, config.sip_host, config.sip_port, config.max_message_size,
                               log)

@@ -46,6 +46,8 @@ class Running:
         self.log = None
         self.explicit = False  # SIP_ADDRESS was set: a new DHCP address does not move SIP
         self.profile = None
+        self.pbx = None  # the dialplan, when PBX settings are set
+        self.saver = None  # persist.Saver on microcontroller.nvm (STATE_NVM)
 
     def netinfo(self):
         """The "network" part of /api/status."""
@@ -71,6 +73,9 @@ class Running:
         web = self.web
         if web is not None:
             web.shift_times(ms)
+        for part in (self.saver, self.pbx):  # boot.epochs() checked they can
+            if part is not None:
+                part.shift_times(ms)
 
     def readdress(self, ip):
         app = self.app
@@ -120,6 +125,8 @@ def main():
         except Exception as e:  # keep serving: one bad turn must not stop the switchboard
             log("error", "main loop: %r" % (e,))
             time.sleep(0.01)
+    if run.saver is not None:
+        run.saver.flush(app.clock.now())
     app.sip.close()
     timer = run.timer
     if timer is not None:

@@ -84,14 +84,27 @@ def board_int(getenv, name, default):
         return default
 
 
+def board_nvm(getenv):
+    """microcontroller.nvm for the state record, or None (no nvm, or STATE_NVM = 0)."""
+    if str(getenv("STATE_NVM") or "1").strip().lower() in ("0", "off", "no", "false"):
+        return None
+    try:
+        import microcontroller
+
+        return getattr(microcontroller, "nvm", None)
+    except ImportError:
+        return None
+
+
 def epochs(clock, run):
     """Keep the clock's values below 2**30 (small ints: no allocation per now()) by restarting
     its epoch every 2**28 ms (3.1 days), when everything that stores its times can move them:
     the engine (Engine.shift_times) and the shells (run.shift_times). An engine without
     shift_times keeps an ever-growing clock: exact, but every now() past 12.4 days of uptime
     allocates a long int."""
-    if not hasattr(run.app.engine, "shift_times"):
-        print("Clock: exact ms; past 12.4 days each reading is a long int (this engine cannot "
+    parts = (run.app.engine, run.saver, run.pbx)
+    if not all(hasattr(p, "shift_times") for p in parts if p is not None):
+        print("Clock: exact ms; past 12.4 days each reading is a long int (the engine cannot "
               "move its stored times to a new epoch)")
         return
     clock.limit = 1 << 29
@@ -111,7 +124,7 @@ def start(run):
     from switchboard.app import App
     from switchboard.bringup import start as bring_up
     from switchboard.clock import Clock
-    from switchboard.config import Config
+    from switchboard.config import PBX_SETTINGS, Config
     from switchboard.log import Log
     from switchboard.netif import NetIf, Watchdog, ip_str
 
@@ -183,11 +196,24 @@ def start(run):
         log("error", "cannot open SIP port %d: %r" % (config.sip_port, e))
         return False
     app.services.append(net)
+    if any(str(getenv(name) or "").strip() for name in PBX_SETTINGS):
+        from switchboard.pbx import install
+
+        run.pbx = install(app.engine, getenv, log)  # the dialplan, only when configured
+    nvm = board_nvm(getenv)
+    if nvm is not None:
+        from switchboard.persist import NvmStore, Saver
+
+        # flash: wait 5 s for changes to settle, at most 24 writes at once, then one an hour
+        saver = run.saver = Saver(NvmStore(nvm), app.engine.location, run.pbx, log,
+                                  settle_ms=5000, budget=24)
+        saver.restore(clock.now())
+        app.services.append(saver)
     epochs(clock, run)
     if config.http_port:
         from switchboard.dashstart import DashboardStart
 
-        web = run.web = DashboardStart(app, net, config, boot, run.netinfo, pool)
+        web = run.web = DashboardStart(app, net, config, boot, run.netinfo, pool, run.pbx)
         web.start(clock.now())
         if web.state != "off":
             app.services.append(web)

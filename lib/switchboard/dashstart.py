@@ -24,13 +24,14 @@ class DashboardStart:
     TRIES = 3
     RETRY_MS = 60000
 
-    def __init__(self, app, net, config, boot, netinfo, pool=None):
+    def __init__(self, app, net, config, boot, netinfo, pool=None, pbx=None):
         self.app = app
         self.net = net
         self.config = config
         self.boot = boot
         self.netinfo = netinfo
         self.pool = pool
+        self.pbx = pbx  # the dialplan, whose routes (/api/pbx) the dashboard gets
         self.dashboard = None
         self.guard = None
         self.state = "off"
@@ -51,6 +52,10 @@ class DashboardStart:
 
             dashboard = Dashboard(self.app, self.pool, self.net.ip, self.config.http_port, "web",
                                   self.config.dashboard_password, self.netinfo, self.boot)
+            if self.pbx is not None:
+                from switchboard.pbx import add_routes
+
+                add_routes(dashboard, self.pbx)
             self.guard = DashboardGuard(dashboard, self.net)
         except MemoryError as e:
             gc.collect()

@@ -44,7 +44,7 @@ def main():
     from switchboard import VERSION
     from switchboard.app import App
     from switchboard.clock import Clock
-    from switchboard.config import Config
+    from switchboard.config import PBX_SETTINGS, Config
     from switchboard.log import Log
 
     settings, problem = host_settings("settings.toml")
@@ -71,6 +71,19 @@ def main():
     except OSError as e:
         log("error", "cannot open SIP port %s:%d: %s" % (config.sip_host, config.sip_port, e))
         return 1
+    pbx = None
+    if any(str(getenv(name) or "").strip() for name in PBX_SETTINGS):
+        from switchboard.pbx import install
+
+        pbx = install(app.engine, getenv, log)  # the dialplan, only when configured
+    saver = None
+    if getenv("STATE_FILE"):
+        from switchboard.persist import FileStore, Saver
+
+        saver = Saver(FileStore(str(getenv("STATE_FILE")), open, os.replace),
+                      app.engine.location, pbx, log)
+        saver.restore(clock.now())
+        app.services.append(saver)
     dashboard = None
     try:
         from switchboard.http import Dashboard
@@ -93,6 +106,10 @@ def main():
                 % (config.http_host, config.http_port, e))
             return 1
         app.services.append(dashboard)
+        if pbx is not None:
+            from switchboard.pbx import add_routes
+
+            add_routes(dashboard, pbx)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     sip_sock = app.sip.sock
@@ -122,5 +139,7 @@ def main():
         app.run(lambda: not stopping, idle)
     except KeyboardInterrupt:
         app.sip.close()
+    if saver is not None:
+        saver.flush(clock.now())
     write("Switchboard stopped")
     return 0
