@@ -34,7 +34,8 @@ LIBRARIES = ("adafruit_httpserver", "adafruit_wiznet5k", "adafruit_hashlib",
 # "forget" is board.main() dropping the start-up modules (boot, profiles, bringup).
 SIP = ["switchboard.board", "switchboard.boot", "adafruit_ticks", "switchboard.app",
        "switchboard.clock", "switchboard.config", "switchboard.log", "switchboard.netif",
-       "switchboard.bringup", "driver", "switchboard.w5500udp"]
+       "switchboard.bringup", "driver", "switchboard.w5500udp",
+       "switchboard.persist"]  # registrations kept in microcontroller.nvm (STATE_NVM, on)
 DIGEST = ["switchboard.auth", "hash:md5", "hash:sha256"]
 DASHBOARD = ["switchboard.dashstart", "adafruit_wiznet5k.adafruit_wiznet5k_socketpool",
              "switchboard.http"]
