@@ -130,6 +130,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=int, default=budget.LOAD["minutes"])
     parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument("--skip-full-load", action="store_true",
+                        help="only the load within the RP2040 profile's limits")
     parser.add_argument("--skip-alone", action="store_true")
     parser.add_argument("--profile-minutes", type=int, default=2,
                         help="length of the load run within the RP2040 profile's limits")
@@ -150,7 +152,8 @@ def main():
         totals = feature_sets(libs)
         capacity(totals)
         if not args.skip_load:
-            load(lib, args.minutes)
+            if not args.skip_full_load:
+                load(lib, args.minutes)
             load(lib, args.profile_minutes, "wiznet_w5500_evb_pico")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

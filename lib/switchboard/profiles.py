@@ -26,15 +26,17 @@ FEATHERWING = ("board", "SCK", "MOSI", "MISO", "D10", "", 150, "Feather")
 UNKNOWN = ("busio", "", "", "", "", "", 150, "unknown")
 
 # Live heap (KB) of the imports after start, by feature, from bench/vm_board.py (rounded
-# up): the base is SIP on the W5500 (core, app, netif, w5500udp, adafruit_wiznet5k without
-# its DHCP and DNS modules, adafruit_ticks, adafruit_bus_device, board.py); digest adds
+# up), deployed as .mpy (circup's libraries, deploy --mpy; from .py an RP2040 does not fit):
+# the base is SIP on the W5500 (core, app, netif, w5500udp, persist for nvm,
+# adafruit_wiznet5k without its DHCP and DNS modules, adafruit_ticks, adafruit_bus_device,
+# board.py); digest adds
 # auth.py, MD5 and auth's table of 64 nonce counts (about 3 KB when full); the dashboard adds
 # adafruit_httpserver, the socket pool, http.py.
-IMPORTS = {"base": 104, "digest": 16, "dashboard": 88}
+IMPORTS = {"base": 103, "digest": 16, "dashboard": 72}
 # Bytes per table entry on the 32-bit VM (bench/vm_memory.py; docs/performance.md),
-# rounded up: a binding with its rate-limit source, a transaction while it lingers (1024 of
-# them held 1.5 MB in bench/vm_board.py's load), an active call, a call kept in the history.
-COSTS = {"bindings": 400, "transactions": 1500, "calls": 400, "history": 200}
+# rounded up: a binding with its rate-limit source, a transaction while it lingers (1112 of
+# them held 510 KB in bench/vm_board.py's load), an active call, a call kept in the history.
+COSTS = {"bindings": 400, "transactions": 500, "calls": 400, "history": 200}
 # Share of the table heap each table may take (per cent): phones first. Calls follow from
 # transactions: a ringing call holds two (ours and the callee's), and a few are kept for
 # REGISTERs in flight.
