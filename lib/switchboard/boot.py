@@ -8,7 +8,7 @@ live in board.py).
 
 import sys
 
-from switchboard.profiles import board_getenv, board_pin, board_profile, defaults
+from switchboard.profiles import IMPORTS, board_getenv, board_pin, board_profile, defaults
 
 
 def board_bus(board, getenv):
@@ -149,8 +149,8 @@ def start(run):
                                       limits["calls"], limits["history"], limits["sources"]))
     if not config.http_port and not os.getenv("HTTP_PORT"):
         print("Dashboard: off by default on this board: adafruit_httpserver and the socket pool "
-              "need about 85 KB of heap beside SIP and digest (HTTP_PORT = 80 tries it anyway; "
-              "the W5500-EVB-Pico2 and the ESP32-S3-ETH have room for it)")
+              "need about %d KB of heap beside SIP and digest (HTTP_PORT = 80 tries it anyway; "
+              "the W5500-EVB-Pico2 and the ESP32-S3-ETH have room for it)" % IMPORTS["dashboard"])
     try:
         spi, cs, rst = board_bus(board, getenv)
     except (ValueError, AttributeError, ImportError) as e:
