@@ -26,6 +26,10 @@ INTEGERS = (
     ("QUALIFY_INTERVAL", 60, 0, 3600),
     ("MESSAGE_TRACE", 32, 0, 10000),
 )
+# Settings that turn the PBX dialplan on (switchboard.dialplan.NAMES; that module and
+# switchboard.pbx are imported only when one of these is set).
+PBX_SETTINGS = ("RING_GROUPS", "HUNT_GROUPS", "HUNT_TIMEOUT", "ALIASES", "FORWARD_ALWAYS",
+                "FORWARD_BUSY", "FORWARD_NOANSWER", "FORWARD_NOANSWER_AFTER", "DND", "INTERCOM")
 STRINGS = (
     ("SIP_HOST", "0.0.0.0"),
     ("SIP_ADDRESS", ""),

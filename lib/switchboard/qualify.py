@@ -178,6 +178,16 @@ class Qualify:
             self.pending[branch] = b  # a provisional answer: wait for the final one
         return True
 
+    def shift_times(self, ms):
+        """The board clock restarted its epoch (clock.py): every stored time moves back by
+        ms, the expiry seen too (the location moves its own)."""
+        self.scan_at -= ms
+        for e in self.entries.values():
+            e[DUE] -= ms
+            e[SEEN] -= ms
+            if e[SENT] is not None:
+                e[SENT] -= ms
+
     def stats(self):
         return {"interval": self.interval // 1000, "pings": self.sent, "answers": self.answered,
                 "lost": self.lost}

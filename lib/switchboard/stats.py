@@ -45,6 +45,11 @@ class Stats:
         if now >= self.closes:  # the loop stalled for more than a slot: start afresh
             self.closes = now + SLOT_MS
 
+    def shift_times(self, ms):
+        """The board clock restarted its epoch (clock.py): the slot's end moves back by ms."""
+        if self.closes is not None:
+            self.closes -= ms
+
     def view(self, now=None, messages=0, answered=0, failed=0):
         """The closed slots, oldest first: messages per slot etc.; heap null where unknown.
         With now and the running totals, the slot still open comes last (its length in

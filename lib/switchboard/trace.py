@@ -62,6 +62,13 @@ class Trace:
             self.ring[self.next] = entry
             self.next = (self.next + 1) % self.size
 
+    def shift_times(self, ms):
+        """The board clock restarted its epoch (clock.py): every stored time moves back by ms."""
+        ring = self.ring
+        for i in range(len(ring)):
+            e = ring[i]
+            ring[i] = (e[0] - ms, e[1], e[2], e[3], e[4])
+
     def messages(self, call_id):
         """The entries of one call, oldest first."""
         n = len(self.ring)

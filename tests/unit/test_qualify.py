@@ -164,3 +164,24 @@ def test_a_scan_looks_at_one_batch_of_users_a_round_at_all_of_them():
 def test_off_when_interval_is_zero():
     engine = new_engine({"QUALIFY_INTERVAL": 0})
     assert engine.qualify is None and engine.router.reachable is None
+
+
+def test_a_new_clock_epoch_moves_every_stored_time():
+    rig = Rig()
+    alice = Phone("1001", "10.0.0.11")
+    rig.send(alice, alice.register())
+    sent = []
+    for _ in range(30):
+        sent += pings(rig.run(100), alice)
+        if sent:
+            break
+    q = rig.engine.qualify
+    before = [list(e) for e in q.entries.values()]
+    scan = q.scan_at
+    shift = 1000
+    q.shift_times(shift)
+    after = list(q.entries.values())
+    assert q.scan_at == scan - shift
+    assert [e[0] for e in after] == [e[0] - shift for e in before]  # due
+    assert [e[1] for e in after] == [e[1] - shift for e in before]  # ping sent at
+    assert [e[5] for e in after] == [e[5] - shift for e in before]  # expiry seen

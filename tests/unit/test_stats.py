@@ -40,3 +40,13 @@ def test_open_slot_comes_last_with_its_length():
         s.sample(n * 10000, 10 + n, 0, 0, None)
     v = s.view(SLOTS * 10000 + 2000, 10 + SLOTS + 7, 0, 0)
     assert len(v["messages"]) == SLOTS and v["messages"][-1] == 7 and v["messages"][-2] == 1
+
+
+def test_a_new_clock_epoch_moves_the_open_slot():
+    s = Stats()
+    s.sample(50000, 0, 0, 0, None)
+    s.shift_times(40000)
+    s.sample(19999, 5, 0, 0, None)
+    assert s.view()["messages"] == []
+    s.sample(20000, 7, 0, 0, None)
+    assert s.view()["messages"] == [7]

@@ -55,3 +55,11 @@ def test_engine_traces_a_failed_call_in_both_directions():
 
 def test_engine_keeps_no_ring_by_itself():
     assert new_engine().trace is None  # the dashboard makes it; without one, no ring
+
+
+def test_a_new_clock_epoch_moves_the_times():
+    t = Trace(4)
+    alice = Phone("1001", "10.0.0.11")
+    t.add(alice.invite("1002", "e1"), ("10.0.0.11", 5060), True, 5000)
+    t.shift_times(3000)
+    assert t.messages("e1")[0][0] == 2000
