@@ -71,6 +71,7 @@ class Calls:
         self.log = log
         self.answered = 0  # calls answered and calls failed since start (charts)
         self.failed = 0
+        self.keep_legs = False  # keep what ending a call needs (the dashboard sets it)
 
     def full(self):
         """True when no further call can start."""
@@ -133,7 +134,7 @@ class Calls:
         """Keep what a BYE to the caller needs from the initial INVITE (source: its address;
         the Record-Route it came with leads back to it, nearest first)."""
         contact = req.values("contact")
-        if not contact:
+        if not self.keep_legs or not contact:
             return
         value = req.get("from")
         try:

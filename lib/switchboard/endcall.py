@@ -43,8 +43,10 @@ def end_call(engine, call_id, now, out):
     if call is None:
         return "no such call"
     a, b = call.leg_a, call.leg_b
-    if a is None or b is None or call.answered is None:
+    if call.answered is None:
         return "the call is not answered yet"
+    if a is None or b is None:
+        return "what a BYE needs was not kept for this call (it began before the dashboard)"
     proxy = engine.proxy
     sent = 0
     for to_leg, from_leg in ((a, b), (b, a)):

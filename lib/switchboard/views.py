@@ -170,6 +170,7 @@ def add_routes(dashboard, heap_free):
         from switchboard.trace import Trace  # only with the dashboard: its ladders need it
 
         engine.trace = Trace(engine.config.message_trace)
+    engine.calls.keep_legs = True  # what "end call" needs, kept per call from now on
     sampler = Sampler(engine, heap_free)
     dashboard.app.services.append(sampler)
     headers = {"Cache-Control": "no-store"}

@@ -8,6 +8,7 @@ from switchboard.message import parse
 
 def answered_call(extra_rr=None):
     engine = new_engine()
+    engine.calls.keep_legs = True  # as the dashboard sets it (views.add_routes)
     alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12", 5070)
     now = 1000
     for p in (alice, bob):
@@ -77,3 +78,16 @@ def test_refusals():
     assert [d for d, a in out if a == bob.addr]
     assert engine.end_call("ringing-1", now + 10) == ("the call is not answered yet", [])
     assert "ringing-1" in engine.calls.active
+
+
+def test_without_the_dashboard_no_call_keeps_its_legs():
+    engine = new_engine()
+    alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12", 5070)
+    for p in (alice, bob):
+        engine.receive(p.register(), p.addr, 1000)
+    out = engine.receive(alice.invite("1002", "plain"), alice.addr, 1010)
+    fwd = [d for d, a in out if a == bob.addr][0]
+    engine.receive(bob.answer(fwd, 200, "OK", sdp=True), bob.addr, 1020)
+    call = engine.calls.active["plain"]
+    assert call.answered is not None and call.leg_a is None and call.leg_b is None
+    assert engine.end_call("plain", 1030)[0].startswith("what a BYE needs was not kept")
