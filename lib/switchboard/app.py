@@ -1,17 +1,28 @@
 """The cooperative main loop shared by the board and host mode.
 
-One step: drain the SIP socket (a bounded number of datagrams), run the
-engine's timers, then give the dashboard its turn. The caller supplies the
-socket pool, the clock and an idle function (select() on a host, a short sleep
-or nothing on a board); code.py is the only place that knows which.
+One step: drain the SIP socket into a bounded queue, each datagram stamped with the time it
+was read; hand at most BURST of the queue to the engine; run the engine's timers; then give
+the dashboard and the other services their turn. The caller supplies the socket pool, the
+clock and an idle function (select() on a host, a short sleep or nothing on a board);
+code.py is the only place that knows which.
+
+Overload (overload.py): the age of the oldest queued datagram and the queue's depth say how
+far behind the loop is. Past the threshold new requests (INVITE, REGISTER, ...) are answered
+with 503 and Retry-After as they are read, before they are parsed or queued; ACK, CANCEL,
+in-dialog requests and responses still go to the engine. Timers run at most every TICK_BUSY
+ms while a backlog waits. The board's dashboard and watchdog keep their turn every step.
 """
 
 from switchboard.auth import Auth
-from switchboard.engine import Engine
+from switchboard.engine import SERVER, Engine
+from switchboard.overload import ABSORB, PASS, SHED, Overload
 from switchboard.udp import UDPEndpoint
 
 BURST = 16  # datagrams handled per step before timers and HTTP get a turn
+QUEUE = 2048  # datagrams read ahead of the engine; past this they wait in the socket
+TICK_BUSY = 20  # ms between timer runs while datagrams wait (every step when idle)
 FAULT_LOG_MS = 10000  # at most one console line per this many ms about failures in the loop
+COUNTERS = ("shed", "shed_absorbed", "overloads")  # added to the engine's counters
 
 
 class App:
@@ -27,6 +38,14 @@ class App:
             sip = UDPEndpoint(pool, config.sip_host, config.sip_port, config.max_message_size,
                               log)
         self.sip = sip
+        self.overload = Overload(memory=min(256, config.max_transactions),
+                                 server=SERVER.encode())
+        self.queue = []  # [data, source, ms when read]; consumed from self.head
+        self.head = 0
+        self.ticked = 0  # when the engine's timers last ran (ms)
+        counters = self.engine.counters
+        for name in COUNTERS:
+            counters[name] = 0
         self.services = []  # objects with poll(now): the dashboard, DHCP upkeep, watchdog
         self.faults = 0  # exceptions the loop caught (one datagram, one timer, one service)
         self.fault_logged = None  # when the last fault line was printed (ms)
@@ -45,30 +64,78 @@ class App:
         self.log("error", "loop: %s failed: %r%s; carrying on" % (where, error, more))
 
     def step(self):
-        """One turn of the loop; returns ms until the engine next needs a tick."""
+        """One turn of the loop; returns ms until the loop has work again (0: a backlog)."""
         now = self.clock.now()
         engine = self.engine
         send = self.sip.send
-        for _ in range(BURST):
+        queue = self.queue
+        self.drain(now)
+        end = min(len(queue), self.head + BURST)
+        while self.head < end:
+            item = queue[self.head]
+            queue[self.head] = None
+            self.head += 1
             try:
-                got = self.sip.recv()
-                if got is None:
-                    break
-                for data, dest in engine.receive(got[0], got[1], now):
+                for data, dest in engine.receive(item[0], item[1], now):
                     send(data, dest)
             except Exception as e:  # one datagram must never stop the loop
                 self.fault("datagram", e, now)
-        try:
-            for data, dest in engine.tick(now):
-                send(data, dest)
-        except Exception as e:
-            self.fault("timers", e, now)
+        if self.head >= len(queue):
+            del queue[:]
+            self.head = 0
+        elif self.head >= BURST * 8:
+            del queue[:self.head]
+            self.head = 0
+        backlog = len(queue) - self.head
+        if not backlog or now - self.ticked >= TICK_BUSY:
+            self.ticked = now
+            try:
+                for data, dest in engine.tick(now):
+                    send(data, dest)
+            except Exception as e:
+                self.fault("timers", e, now)
         for service in self.services:
             try:
                 service.poll(now)
             except Exception as e:
                 self.fault(type(service).__name__, e, now)
-        return engine.next_due(now)
+        return 0 if backlog else engine.next_due(now)
+
+    def drain(self, now):
+        """Read every waiting datagram (up to QUEUE queued) and stamp it with now; while the
+        loop is behind, answer new requests with 503 at once instead of queueing them."""
+        queue = self.queue
+        ov = self.overload
+        engine = self.engine
+        counters = engine.counters
+        lag = now - queue[self.head][2] if self.head < len(queue) else 0
+        recv = self.sip.recv
+        while len(queue) - self.head < QUEUE:
+            try:
+                got = recv()
+                if got is None:
+                    break
+                ov.update(lag, len(queue) - self.head)
+                verdict = ov.admit(got[0], got[1])
+                if verdict == PASS:
+                    queue.append([got[0], got[1], now])
+                    continue
+                counters["received"] += 1  # the engine counts those it gets
+                limit = engine.ratelimit  # a flooder is blocked while we shed, too
+                if limit is not None and not limit.allow(got[1][0], now):
+                    counters["rate_limited"] += 1
+                elif verdict == SHED:
+                    counters["shed"] += 1
+                    counters["answered_5xx"] += 1
+                    counters["sent"] += 1
+                    self.sip.send(ov.answer, ov.reply_to)
+                elif verdict == ABSORB:
+                    counters["shed_absorbed"] += 1
+                else:
+                    counters["dropped"] += 1
+            except Exception as e:  # one datagram must never stop the loop
+                self.fault("datagram", e, now)
+        counters["overloads"] = ov.episodes
 
     def run(self, running, idle):
         """Loop while running() is true; idle(ms) waits for traffic or the next timer."""

@@ -1,0 +1,164 @@
+"""The loop under overload (App.step with a fake SIP socket and a fake clock): new INVITEs get
+503 + Retry-After as soon as the loop is behind; ACK, BYE, CANCEL and responses of calls in
+progress still reach the engine; retransmissions and ACKs to our 503s are absorbed."""
+
+from flows import PROXY, Phone, status
+
+from switchboard.app import App
+from switchboard.config import Config
+from switchboard.message import Via, parse, to_tag
+from switchboard.overload import HIGH_MS
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 1000
+
+    def now(self):
+        return self.t
+
+
+class FakeSip:
+    """Same interface as udp.UDPEndpoint: datagrams queued by the test, sends recorded."""
+
+    def __init__(self):
+        self.waiting = []
+        self.sent = []
+        self.errors = 0
+
+    def recv(self):
+        return self.waiting.pop(0) if self.waiting else None
+
+    def send(self, data, addr):
+        self.sent.append((data, addr))
+
+    def close(self):
+        pass
+
+
+class Rig:
+    def __init__(self):
+        config = Config(overrides={"SIP_ADDRESS": PROXY[0], "SIP_PORT": PROXY[1],
+                                   "SIP_USERS": "1001,1002", "RATE_LIMIT": 0,
+                                   "MAX_TRANSACTIONS": 5000, "MAX_CALLS": 2000})
+        self.clock = FakeClock()
+        self.sip = FakeSip()
+        self.app = App(config, None, self.clock, lambda level, text: None, b"x" * 16, self.sip)
+
+    def arrive(self, phone, data):
+        self.sip.waiting.append((data, phone.addr))
+
+    def run(self, limit=1000):
+        """Steps until nothing waits; returns what was sent meanwhile."""
+        start = len(self.sip.sent)
+        for _ in range(limit):
+            self.app.step()
+            if not self.sip.waiting and self.app.head >= len(self.app.queue):
+                break
+        return self.sip.sent[start:]
+
+    def exchange(self, phone, data):
+        self.arrive(phone, data)
+        return self.run()
+
+
+def to(sent, phone):
+    return [d for d, a in sent if a == phone.addr]
+
+
+def test_new_invites_shed_with_503_while_calls_in_progress_carry_on():
+    rig = Rig()
+    alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12")
+    assert status(rig.exchange(alice, alice.register())[0][0]) == 200
+    assert status(rig.exchange(bob, bob.register())[0][0]) == 200
+    # call 1 answered (its ACK and BYE still to come), call 2 ringing (to be cancelled),
+    # call 3 ringing (its 200 still to come)
+    calls = {}
+    for name in ("c1", "c2", "c3"):
+        invite = alice.invite("1002", name)
+        at_bob = to(rig.exchange(alice, invite), bob)[0]
+        assert to(rig.exchange(bob, bob.answer(at_bob, 180, "Ringing")), alice)
+        calls[name] = (invite, at_bob)
+    ok1 = to(rig.exchange(bob, bob.answer(calls["c1"][1], 200, "OK", sdp=True)), alice)[0]
+
+    # A backlog: 300 new INVITEs read in one step; the loop handles 16 a step, so by the
+    # time the clock has moved past HIGH_MS the oldest of them has waited that long.
+    backlog = [alice.invite("1002", "old%d" % i) for i in range(300)]
+    for invite in backlog:
+        rig.arrive(alice, invite)
+    start = len(rig.sip.sent)
+    rig.app.step()
+    assert not rig.app.overload.shedding and len(rig.app.queue) - rig.app.head == 300 - 16
+    rig.clock.t += HIGH_MS + 10
+
+    # Now new INVITEs and the in-progress traffic arrive together.
+    fresh = [alice.invite("1002", "new%d" % i) for i in range(50)]
+    for invite in fresh[:25]:
+        rig.arrive(alice, invite)
+    rig.arrive(alice, alice.in_dialog("ACK", ok1, 1))
+    rig.arrive(alice, alice.cancel(calls["c2"][0]))
+    rig.arrive(bob, bob.answer(calls["c3"][1], 200, "OK", sdp=True))
+    for invite in fresh[25:]:
+        rig.arrive(alice, invite)
+    rig.arrive(alice, backlog[-1])  # a retransmission of one already let through
+    rig.app.step()
+    assert rig.app.overload.shedding and rig.app.overload.lag >= HIGH_MS
+    sheds = [d for d, a in rig.sip.sent[start:] if status(d) == 503]
+    assert len(sheds) == 50  # answered at once, while read, not after the backlog
+    for invite, answer in zip(fresh, sheds):
+        r, req = parse(answer), parse(invite)
+        assert r.get("retry-after") == "5"
+        for name in ("from", "call-id", "cseq"):
+            assert r.get(name) == req.get(name)
+        assert Via(r.first_value("via")).branch() == Via(req.first_value("via")).branch()
+        assert r.get("to").startswith(req.get("to")) and to_tag(r)
+    # the ACKs to those 503s are absorbed, never relayed to bob
+    for invite, answer in zip(fresh, sheds):
+        rig.arrive(alice, alice.ack(invite, answer))
+    rig.run()
+    counters = rig.app.engine.counters
+    assert counters["shed"] == 50 and counters["shed_absorbed"] == 51
+    assert counters["overloads"] == 1 and counters["answered_5xx"] == 50
+
+    # everything in progress reached the engine: the ACK and the CANCEL went on to bob, the
+    # CANCEL got its 200, call 3's 200 reached alice, and every backlog INVITE went to bob;
+    # only the one ACK of call 1 reached bob (none of the 50 ACKs to our 503s)
+    at_bob = to(rig.sip.sent[start:], bob)
+    assert sum(1 for d in at_bob if d.startswith(b"ACK ")) == 1
+    assert sum(1 for d in at_bob if d.startswith(b"CANCEL ")) == 1
+    assert sum(1 for d in at_bob if d.startswith(b"INVITE ")) == 300
+    at_alice = to(rig.sip.sent[start:], alice)
+    assert any(status(d) == 200 and b"CSeq: 1 CANCEL" in d for d in at_alice)
+    assert any(status(d) == 200 and b"Call-ID: c3" in d for d in at_alice)
+    assert not any(b"Call-ID: new" in d for d in at_bob)
+
+    # the BYE of call 1 and bob's 200 to it still go through; then, with the backlog gone,
+    # shedding stops and a new INVITE is relayed again
+    rig.clock.t += 10
+    bye = to(rig.exchange(alice, alice.in_dialog("BYE", ok1, 2)), bob)[0]
+    assert bye.startswith(b"BYE ")
+    assert status(to(rig.exchange(bob, bob.answer(bye, 200, "OK")), alice)[0]) == 200
+    assert not rig.app.overload.shedding
+    sent = rig.exchange(alice, alice.invite("1002", "after"))
+    assert any(d.startswith(b"INVITE ") for d in to(sent, bob))
+    assert rig.app.engine.counters["shed"] == 50
+
+
+def test_a_backlog_does_not_starve_the_services():
+    rig = Rig()
+    alice = Phone("1001", "10.0.0.11")
+    polls = []
+
+    class Service:
+        def poll(self, now):
+            polls.append(now)
+
+    rig.app.services.append(Service())
+    for i in range(100):
+        rig.arrive(alice, alice.request("OPTIONS", "sip:10.0.0.1", "<sip:10.0.0.1>", "o%d" % i,
+                                        1))
+    assert rig.app.step() == 0  # a backlog: the idle function must not wait
+    assert len(polls) == 1 and len(rig.app.queue) - rig.app.head == 100 - 16
+    rig.run()
+    assert len(polls) == 7  # one turn for every 16 datagrams
+    assert len(to(rig.sip.sent, alice)) == 100
