@@ -43,7 +43,9 @@ class Rig:
                                    "MAX_TRANSACTIONS": 5000, "MAX_CALLS": 2000})
         self.clock = FakeClock()
         self.sip = FakeSip()
-        self.app = App(config, None, self.clock, lambda level, text: None, b"x" * 16, self.sip)
+        self.lines = []
+        self.app = App(config, None, self.clock, lambda level, text: self.lines.append(text),
+                       b"x" * 16, self.sip)
 
     def arrive(self, phone, data):
         self.sip.waiting.append((data, phone.addr))
@@ -82,14 +84,15 @@ def test_new_invites_shed_with_503_while_calls_in_progress_carry_on():
     ok1 = to(rig.exchange(bob, bob.answer(calls["c1"][1], 200, "OK", sdp=True)), alice)[0]
 
     # A backlog: 300 new INVITEs read in one step; the loop handles 16 a step, so by the
-    # time the clock has moved past HIGH_MS the oldest of them has waited that long.
+    # time the clock has moved past twice HIGH_MS the oldest of them has waited that long:
+    # far behind, every new request is shed.
     backlog = [alice.invite("1002", "old%d" % i) for i in range(300)]
     for invite in backlog:
         rig.arrive(alice, invite)
     start = len(rig.sip.sent)
     rig.app.step()
     assert not rig.app.overload.shedding and len(rig.app.queue) - rig.app.head == 300 - 16
-    rig.clock.t += HIGH_MS + 10
+    rig.clock.t += 2 * HIGH_MS + 10
 
     # Now new INVITEs and the in-progress traffic arrive together.
     fresh = [alice.invite("1002", "new%d" % i) for i in range(50)]
@@ -102,7 +105,7 @@ def test_new_invites_shed_with_503_while_calls_in_progress_carry_on():
         rig.arrive(alice, invite)
     rig.arrive(alice, backlog[-1])  # a retransmission of one already let through
     rig.app.step()
-    assert rig.app.overload.shedding and rig.app.overload.lag >= HIGH_MS
+    assert rig.app.overload.share == 100 and rig.app.overload.lag >= 2 * HIGH_MS
     sheds = [d for d, a in rig.sip.sent[start:] if status(d) == 503]
     assert len(sheds) == 50  # answered at once, while read, not after the backlog
     for invite, answer in zip(fresh, sheds):
@@ -126,19 +129,28 @@ def test_new_invites_shed_with_503_while_calls_in_progress_carry_on():
     at_bob = to(rig.sip.sent[start:], bob)
     assert sum(1 for d in at_bob if d.startswith(b"ACK ")) == 1
     assert sum(1 for d in at_bob if d.startswith(b"CANCEL ")) == 1
-    assert sum(1 for d in at_bob if d.startswith(b"INVITE ")) == 300
+    relayed = set(parse(d).get("call-id") for d in at_bob if d.startswith(b"INVITE "))
+    assert relayed == set("old%d" % i for i in range(300))  # (and retransmitted by Timer A)
     at_alice = to(rig.sip.sent[start:], alice)
     assert any(status(d) == 200 and b"CSeq: 1 CANCEL" in d for d in at_alice)
     assert any(status(d) == 200 and b"Call-ID: c3" in d for d in at_alice)
-    assert not any(b"Call-ID: new" in d for d in at_bob)
 
     # the BYE of call 1 and bob's 200 to it still go through; then, with the backlog gone,
-    # shedding stops and a new INVITE is relayed again
+    # the share shed falls step by step to nothing and a new INVITE is relayed again
     rig.clock.t += 10
     bye = to(rig.exchange(alice, alice.in_dialog("BYE", ok1, 2)), bob)[0]
     assert bye.startswith(b"BYE ")
     assert status(to(rig.exchange(bob, bob.answer(bye, 200, "OK")), alice)[0]) == 200
-    assert not rig.app.overload.shedding
+    assert rig.app.overload.shedding
+    shares = []
+    for _ in range(40):
+        rig.clock.t += 100
+        rig.exchange(alice, b"\r\n\r\n")  # keepalives: traffic that is not new work
+        shares.append(rig.app.overload.share)
+    assert shares == sorted(shares, reverse=True) and shares[-1] == 0 and shares[0] > 0
+    said = [line for line in rig.lines if "overload" in line]
+    assert len(said) == 2 and "answering new requests with 503" in said[0]
+    assert "50 new requests answered with 503" in said[1]
     sent = rig.exchange(alice, alice.invite("1002", "after"))
     assert any(d.startswith(b"INVITE ") for d in to(sent, bob))
     assert rig.app.engine.counters["shed"] == 50
@@ -162,3 +174,27 @@ def test_a_backlog_does_not_starve_the_services():
     rig.run()
     assert len(polls) == 7  # one turn for every 16 datagrams
     assert len(to(rig.sip.sent, alice)) == 100
+
+
+def test_a_retransmission_of_a_datagram_still_queued_is_dropped():
+    rig = Rig()
+    alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12")
+    options = alice.request("OPTIONS", "sip:10.0.0.1", "<sip:10.0.0.1>", "dup", 1)
+    for _ in range(20):  # a backlog, so that the first copy still waits when the rest arrive
+        rig.arrive(bob, bob.request("OPTIONS", "sip:10.0.0.1", "<sip:10.0.0.1>", "b", 1,
+                                    branch="z9hG4bK%d" % rig.clock.t))
+        rig.clock.t += 1
+    rig.arrive(alice, options)
+    rig.app.step()
+    for _ in range(3):
+        rig.arrive(alice, options)  # three retransmissions while it waits
+    rig.arrive(alice, b"\r\n\r\n")
+    rig.arrive(bob, b"\r\n\r\n")  # the same bytes from another address are no duplicate
+    sent = rig.run()
+    assert rig.app.engine.counters["queued_duplicates"] == 3
+    assert sum(1 for d in to(sent, alice) if status(d) == 200) == 1
+    assert b"\r\n" in to(sent, alice) and b"\r\n" in to(sent, bob)  # both keepalives answered
+    rig.arrive(alice, options)  # once handled, a retransmission goes to the engine again
+    sent = rig.run()
+    assert [status(d) for d in to(sent, alice)] == [200]
+    assert rig.app.engine.counters["retransmitted"] == 1

@@ -115,20 +115,39 @@ def test_reply_address_follows_rport_else_the_sent_by_port():
         == ("9.9.9.9", 5060)
 
 
-def test_hysteresis():
+def test_share_of_new_work_shed_follows_the_lag_with_a_dead_band():
     ov = Overload(high=100, low=20, depth=50)
-    assert not ov.update(0, 0)
-    assert not ov.update(99, 49)
-    assert ov.update(100, 0) and ov.episodes == 1
-    assert ov.update(50, 0)  # between low and high: still shedding
-    assert ov.update(21, 0)
-    assert not ov.update(20, 0)  # back under low
-    assert not ov.update(60, 10)  # between: still admitting
-    assert ov.update(0, 50) and ov.episodes == 2  # depth alone starts it
-    assert ov.update(0, 50)  # it stops only when fewer wait...
-    assert ov.update(30, 0)  # ...and the oldest is under low again
-    assert not ov.update(0, 49)
-    assert ov.episodes == 2
+    assert not ov.update(0, 0, 0)
+    assert not ov.update(99, 49, 50) and not ov.update(99, 49, 100)  # in the band: no change
+    assert ov.update(100, 0, 200) and ov.share == 25 and ov.episodes == 1
+    assert ov.update(60, 0, 250) and ov.share == 25  # moves at most every STEP_MS
+    assert ov.update(60, 0, 300) and ov.share == 44  # the worst since the last move was 100
+    assert ov.update(60, 0, 400) and ov.share == 44  # 60 is in the band: it holds
+    shares = []
+    t = 400
+    while ov.shedding and t < 10000:
+        t += 100
+        ov.update(20, 0, t)
+        shares.append(ov.share)
+    assert shares[0] == 44 and shares[1] == 38  # down by an eighth a step once under low
+    assert shares == sorted(shares, reverse=True) and shares[-1] == 0 and len(shares) < 30
+    assert ov.episodes == 1
+    t += 100
+    assert ov.update(0, 50, t) and ov.share == 25 and ov.episodes == 2  # depth alone counts
+    assert ov.update(200, 0, t + 1) and ov.share == 100  # twice high: everything, at once
+
+
+def test_a_share_is_spread_evenly_over_new_requests():
+    phone = Phone("1001", "10.0.0.11")
+    ov = Overload()
+    ov.share, ov.shedding = 50, True
+    verdicts = [ov.admit(phone.invite("1002", "s%d" % i), SOURCE) for i in range(100)]
+    assert verdicts.count(SHED) == 50 and verdicts.count(PASS) == 50
+    assert SHED not in (verdicts[0], verdicts[2], verdicts[4]) or PASS not in verdicts[:3:2]
+    assert all(verdicts[i] != verdicts[i + 1] for i in range(99))  # alternating, not bunched
+    ov.share = 75
+    verdicts = [ov.admit(phone.invite("1002", "t%d" % i), SOURCE) for i in range(100)]
+    assert verdicts.count(SHED) == 75
 
 
 def test_admit_sheds_only_new_work():
@@ -136,8 +155,8 @@ def test_admit_sheds_only_new_work():
     ov = Overload(high=100, low=20)
     kept = ALICE.invite("1002", "kept")
     assert ov.admit(kept, SOURCE) == PASS  # not shedding: everything passes...
-    ov.update(500, 0)
-    assert ov.shedding
+    ov.update(500, 0, 0)
+    assert ov.shedding and ov.share == 100
     invite = ALICE.invite("1002", "new")
     assert ov.admit(invite, SOURCE) == SHED
     assert parse(ov.answer).status == 503 and ov.reply_to == SOURCE
@@ -159,8 +178,10 @@ def test_admit_sheds_only_new_work():
     assert ov.admit(b"\x00garbage", SOURCE) == PASS
     # new work whose headers cannot be found gets nothing
     assert ov.admit(b"INVITE sip:x SIP/2.0\r\nTo: <sip:x@y>\r\n\r\n", SOURCE) == DROP
-    ov.update(0, 0)
-    assert not ov.shedding and ov.admit(invite, SOURCE) == PASS
+    shed = ov.answer
+    ov.share, ov.shedding = 0, False
+    assert ov.admit(invite, SOURCE) == PASS
+    assert ov.admit(ALICE.ack(invite, shed), SOURCE) == ABSORB  # even after shedding stopped
 
 
 def test_memory_of_branches_is_bounded():
@@ -169,6 +190,6 @@ def test_memory_of_branches_is_bounded():
     for invite in invites:
         assert ov.admit(invite, SOURCE) == PASS
     assert len(ov.seen) == 4
-    ov.update(10000, 0)
+    ov.update(10000, 0, 0)
     assert ov.admit(invites[-1], SOURCE) == ABSORB  # remembered
     assert ov.admit(invites[0], SOURCE) == SHED  # forgotten: answered as new

@@ -20,9 +20,10 @@ from switchboard.udp import UDPEndpoint
 
 BURST = 16  # datagrams handled per step before timers and HTTP get a turn
 QUEUE = 2048  # datagrams read ahead of the engine; past this they wait in the socket
+MEMORY = 4096  # INVITE/REGISTER branches remembered (fewer when MAX_TRANSACTIONS is lower)
 TICK_BUSY = 20  # ms between timer runs while datagrams wait (every step when idle)
 FAULT_LOG_MS = 10000  # at most one console line per this many ms about failures in the loop
-COUNTERS = ("shed", "shed_absorbed", "overloads")  # added to the engine's counters
+COUNTERS = ("shed", "shed_absorbed", "overloads", "queued_duplicates")  # added to the engine's
 
 
 class App:
@@ -38,11 +39,14 @@ class App:
             sip = UDPEndpoint(pool, config.sip_host, config.sip_port, config.max_message_size,
                               log)
         self.sip = sip
-        self.overload = Overload(memory=min(256, config.max_transactions),
+        self.overload = Overload(depth=QUEUE, memory=min(MEMORY, config.max_transactions),
                                  server=SERVER.encode())
         self.queue = []  # [data, source, ms when read]; consumed from self.head
+        self.waiting = {}  # hash -> (datagram, source) queued: a retransmission of one is dropped
         self.head = 0
         self.ticked = 0  # when the engine's timers last ran (ms)
+        self.shedding = False  # as last reported on the console
+        self.shed_since = (0, 0)  # (ms, shed counter) when shedding started
         counters = self.engine.counters
         for name in COUNTERS:
             counters[name] = 0
@@ -76,6 +80,7 @@ class App:
             queue[self.head] = None
             self.head += 1
             try:
+                self.waiting.pop(hash(item[0]), None)
                 for data, dest in engine.receive(item[0], item[1], now):
                     send(data, dest)
             except Exception as e:  # one datagram must never stop the loop
@@ -115,9 +120,16 @@ class App:
                 got = recv()
                 if got is None:
                     break
-                ov.update(lag, len(queue) - self.head)
+                if ov.update(lag, len(queue) - self.head, now) != self.shedding:
+                    self.overload_changed(now)
                 verdict = ov.admit(got[0], got[1])
                 if verdict == PASS:
+                    h = hash(got[0])
+                    if self.waiting.get(h) == got:  # the same bytes from the same address
+                        counters["queued_duplicates"] += 1  # while the first still waits:
+                        counters["received"] += 1  # a retransmission, nothing new in it
+                        continue
+                    self.waiting[h] = got
                     queue.append([got[0], got[1], now])
                     continue
                 counters["received"] += 1  # the engine counts those it gets
@@ -136,6 +148,19 @@ class App:
             except Exception as e:  # one datagram must never stop the loop
                 self.fault("datagram", e, now)
         counters["overloads"] = ov.episodes
+
+    def overload_changed(self, now):
+        """One console line when shedding starts and one when it ends."""
+        ov = self.overload
+        counters = self.engine.counters
+        self.shedding = ov.shedding
+        if ov.shedding:
+            self.shed_since = (now, counters["shed"])
+            self.log("warning", "overload: the oldest datagram waited %d ms (%d waiting); "
+                     "answering new requests with 503" % (ov.lag, ov.waiting))
+        else:
+            self.log("info", "overload over after %d ms: %d new requests answered with 503"
+                     % (now - self.shed_since[0], counters["shed"] - self.shed_since[1]))
 
     def run(self, running, idle):
         """Loop while running() is true; idle(ms) waits for traffic or the next timer."""

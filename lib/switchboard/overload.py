@@ -9,9 +9,9 @@ already lost, and its goodput collapses. Three cheap parts keep it doing useful 
   `answer_503(fields, ...)` builds a 503 with Retry-After from them (RFC 3261 §8.2.6,
   §21.5.4), with a To tag derived from the Call-ID so a retransmission gets the same answer.
   A datagram whose headers cannot be found gets nothing.
-- `Overload` holds the shedding decision with hysteresis: shed once the oldest datagram
-  waiting is `high` ms old (or `depth` datagrams wait), stop once it is back under `low` ms;
-  and it remembers the branches of the last INVITEs it let through, so that their
+- `Overload` decides what share of new work to shed from how far behind the loop is (the
+  age of the oldest datagram waiting), with a dead band between `low` and `high` ms; and it
+  remembers the branches of the last INVITEs and REGISTERs it let through, so that their
   retransmissions are absorbed (dropped) while shedding instead of getting a 503.
 
 New work is a request without a To tag other than ACK and CANCEL (INVITE, REGISTER,
@@ -21,13 +21,16 @@ response always reach the engine. Sans-I/O: bytes and integer ms in, bytes out.
 
 SHED_TAG = b"sbov"  # To tag prefix of our 503s: their ACKs are absorbed here, not relayed
 RETRY_AFTER = 5  # seconds (RFC 3261 §21.5.4); phones retry then, or fail over elsewhere
-HIGH_MS = 150  # shed once the oldest waiting datagram is this old...
-LOW_MS = 40  # ...until it is back under this
-HIGH_DEPTH = 1024  # ...or once this many datagrams wait
+HIGH_MS = 250  # more is shed while the oldest waiting datagram gets this old (T1 is 500)...
+LOW_MS = 100  # ...less while it stays under this
+HIGH_DEPTH = 2048  # ...and more while this many datagrams wait
+STEP_MS = 100  # how often the share of new work shed moves
 MEMORY = 256  # INVITE branches remembered to tell a retransmission from a new INVITE
 
 _NAMES = {b"via": 0, b"v": 0, b"from": 1, b"f": 1, b"to": 2, b"t": 2, b"call-id": 3, b"i": 3,
           b"cseq": 4}
+_OUR_TAG = b"tag=" + SHED_TAG
+_BRANCH_END = b" \t;,\r\n"
 _REMEMBER = (b"INVITE", b"REGISTER")  # new work whose retransmissions must not get a 503
 
 
@@ -110,6 +113,20 @@ def branch(via):
     return v if semi < 0 else v[:semi].strip()
 
 
+def quick_branch(data):
+    """The first branch parameter in the datagram (the top Via's: no other header carries
+    one), found with one search; None when it is not written ";branch=" in lower case."""
+    i = data.find(b";branch=")
+    if i < 0:
+        return None
+    i += 8
+    end = i
+    n = len(data)
+    while end < n and data[end] not in _BRANCH_END:
+        end += 1
+    return data[i:end] or None
+
+
 def reply_address(via, source):
     """Where a stateless answer goes (RFC 3261 §18.2.2, RFC 3581): the source address, and
     the source port only when the top Via asked for rport, else its sent-by port (5060)."""
@@ -175,7 +192,14 @@ DROP = 3  # new work whose headers cannot be found: nothing to answer
 
 
 class Overload:
-    """The shedding decision with hysteresis, and the counters the dashboard shows."""
+    """How much new work to shed, and the counters the dashboard shows.
+
+    A share (percent) of new requests is answered 503, spread evenly. Every STEP_MS the
+    share moves with the worst lag seen meanwhile: up by a quarter of what is left when it
+    reached `high` ms (or `depth` datagrams waited), down by an eighth when it stayed under
+    `low`, unchanged in between; at twice `high` everything new is shed at once. Shedding
+    all or nothing makes the loop swing between admitting everyone and no one; a share
+    that settles keeps calls flowing."""
 
     def __init__(self, high=HIGH_MS, low=LOW_MS, depth=HIGH_DEPTH, memory=MEMORY,
                  retry_after=RETRY_AFTER, server=b""):
@@ -184,9 +208,13 @@ class Overload:
         self.depth = depth
         self.retry_after = retry_after
         self.server = server
-        self.shedding = False
+        self.share = 0  # percent of new requests answered 503
+        self.shedding = False  # share > 0
+        self.credit = 0  # spreads the share evenly over requests
         self.lag = 0  # age of the oldest datagram waiting at the last update (ms)
         self.waiting = 0  # datagrams waiting at the last update
+        self.worst = 0  # highest lag since the share last moved
+        self.moved = None  # when the share last moved (ms)
         self.episodes = 0  # times shedding started
         self.seen = set()  # branches of INVITEs let through, the last `memory` of them
         self.ring = [None] * memory
@@ -194,18 +222,41 @@ class Overload:
         self.answer = None  # the 503 to send when admit() said SHED...
         self.reply_to = None  # ...and where to
 
-    def update(self, lag, waiting):
-        """Feed how far behind the loop is: the oldest waiting datagram's age (ms) and how
-        many wait. Returns whether new work is shed now."""
+    def update(self, lag, waiting, now):
+        """Feed how far behind the loop is at now (ms): the oldest waiting datagram's age
+        (ms) and how many wait. Returns whether new work is being shed."""
         self.lag = lag
         self.waiting = waiting
-        if self.shedding:
-            if lag <= self.low and waiting < self.depth:
-                self.shedding = False
-        elif lag >= self.high or waiting >= self.depth:
-            self.shedding = True
+        if waiting >= self.depth and lag < self.high:
+            lag = self.high  # a burst not yet old is as bad
+        if lag > self.worst:
+            self.worst = lag
+        if self.moved is None:
+            self.moved = now
+        share = self.share
+        if lag >= 2 * self.high:
+            share = 100  # far behind (past T1: phones retransmit): no new work at all
+        elif now - self.moved < STEP_MS:
+            return self.shedding
+        elif self.worst >= self.high:
+            share += (100 - share + 3) // 4
+        elif self.worst <= self.low:
+            share -= (share + 7) // 8
+        self.worst = lag
+        self.moved = now
+        if share and not self.share:
             self.episodes += 1
+        self.share = share
+        self.shedding = share > 0
         return self.shedding
+
+    def _shed_next(self):
+        """Whether the next new request is shed: share percent of them, evenly."""
+        self.credit += self.share
+        if self.credit >= 100:
+            self.credit -= 100
+            return True
+        return False
 
     def remember(self, branch_id):
         ring = self.ring
@@ -220,34 +271,33 @@ class Overload:
 
     def admit(self, data, source):
         """PASS, SHED (send self.answer to self.reply_to), ABSORB or DROP for one datagram.
-        Outside shedding only INVITEs and REGISTERs are looked at (their branch is
-        remembered)."""
+        Outside shedding only two searches: the branch of INVITEs and REGISTERs (remembered),
+        and our To tag in ACKs (an ACK to our 503 is absorbed whenever it comes)."""
         m = method(data)
         if not m:  # a response, a keepalive or junk: the engine's business
             return PASS
+        if m == b"ACK":
+            return ABSORB if data.find(_OUR_TAG) > 0 else PASS
         if not self.shedding:
             if m in _REMEMBER:
-                fields = scan(data)
-                if fields is not None and tag(fields[2]) is None:
-                    b = branch(fields[0][0])
-                    if b:
-                        self.remember(b)
+                b = quick_branch(data)
+                if b:
+                    self.remember(b)
             return PASS
         if m == b"CANCEL":
             return PASS
         fields = scan(data)
-        if m == b"ACK":
-            if fields is not None:
-                t = tag(fields[2])
-                if t is not None and t.startswith(SHED_TAG):
-                    return ABSORB
-            return PASS
         if fields is None:
             return DROP
         if tag(fields[2]) is not None:
             return PASS  # in a dialog: BYE, re-INVITE, ...
-        if m in _REMEMBER and branch(fields[0][0]) in self.seen:
+        b = branch(fields[0][0]) if m in _REMEMBER else None
+        if b is not None and b in self.seen:
             return ABSORB  # a retransmission of one let through: the engine answers that one
+        if not self._shed_next():
+            if b:
+                self.remember(b)
+            return PASS
         self.answer = answer_503(fields, source, self.retry_after, self.server)
         self.reply_to = reply_address(fields[0][0], source)
         return SHED
