@@ -23,6 +23,7 @@ QUEUE = 2048  # datagrams read ahead of the engine; past this they wait in the s
 MEMORY = 4096  # INVITE/REGISTER branches remembered (fewer when MAX_TRANSACTIONS is lower)
 TICK_BUSY = 20  # ms between timer runs while datagrams wait (every step when idle)
 FAULT_LOG_MS = 10000  # at most one console line per this many ms about failures in the loop
+DUPLICATE = -1  # App's own verdict beside overload's PASS, SHED, ABSORB, DROP
 COUNTERS = ("shed", "shed_absorbed", "overloads", "queued_duplicates")  # added to the engine's
 
 
@@ -125,17 +126,19 @@ class App:
                 verdict = ov.admit(got[0], got[1])
                 if verdict == PASS:
                     h = hash(got[0])
-                    if self.waiting.get(h) == got:  # the same bytes from the same address
-                        counters["queued_duplicates"] += 1  # while the first still waits:
-                        counters["received"] += 1  # a retransmission, nothing new in it
+                    if self.waiting.get(h) != got:
+                        self.waiting[h] = got
+                        queue.append([got[0], got[1], now])
                         continue
-                    self.waiting[h] = got
-                    queue.append([got[0], got[1], now])
-                    continue
-                counters["received"] += 1  # the engine counts those it gets
+                    verdict = DUPLICATE  # the same bytes from the same address while the
+                    # first copy still waits: a retransmission, nothing new in it
+                # not for the engine: counted here as the engine would, one token each
+                counters["received"] += 1
                 limit = engine.ratelimit  # a flooder is blocked while we shed, too
                 if limit is not None and not limit.allow(got[1][0], now):
                     counters["rate_limited"] += 1
+                elif verdict == DUPLICATE:
+                    counters["queued_duplicates"] += 1
                 elif verdict == SHED:
                     counters["shed"] += 1
                     counters["answered_5xx"] += 1
