@@ -6,11 +6,13 @@ the dashboard and the other services their turn. The caller supplies the socket 
 clock and an idle function (select() on a host, a short sleep or nothing on a board);
 code.py is the only place that knows which.
 
-Overload (overload.py): the age of the oldest queued datagram and the queue's depth say how
-far behind the loop is. Past the threshold new requests (INVITE, REGISTER, ...) are answered
-with 503 and Retry-After as they are read, before they are parsed or queued; ACK, CANCEL,
-in-dialog requests and responses still go to the engine. Timers run at most every TICK_BUSY
-ms while a backlog waits. The board's dashboard and watchdog keep their turn every step.
+Overload (overload.py): the age of the oldest queued datagram (and the queue's depth) says
+how far behind the loop is; from it follows the share of new requests (INVITE, REGISTER,
+OPTIONS, ...) answered with 503 and Retry-After as they are read, before they are parsed
+or queued. ACK, CANCEL, in-dialog requests and responses always go to the engine; a
+datagram identical to one still queued (a retransmission) is dropped. Timers run at most
+every TICK ms: each run looks at every transaction in progress, and SIP's timers count in
+T1 = 500 ms. The board's dashboard and watchdog keep their turn every step.
 """
 
 from switchboard.auth import Auth
@@ -21,7 +23,7 @@ from switchboard.udp import UDPEndpoint
 BURST = 16  # datagrams handled per step before timers and HTTP get a turn
 QUEUE = 2048  # datagrams read ahead of the engine; past this they wait in the socket
 MEMORY = 4096  # INVITE/REGISTER branches remembered (fewer when MAX_TRANSACTIONS is lower)
-TICK_BUSY = 20  # ms between timer runs while datagrams wait (every step when idle)
+TICK = 10  # ms between timer runs at most (a run scans every active transaction)
 FAULT_LOG_MS = 10000  # at most one console line per this many ms about failures in the loop
 DUPLICATE = -1  # App's own verdict beside overload's PASS, SHED, ABSORB, DROP
 COUNTERS = ("shed", "shed_absorbed", "overloads", "queued_duplicates")  # added to the engine's
@@ -93,7 +95,7 @@ class App:
             del queue[:self.head]
             self.head = 0
         backlog = len(queue) - self.head
-        if not backlog or now - self.ticked >= TICK_BUSY:
+        if now - self.ticked >= TICK:
             self.ticked = now
             try:
                 for data, dest in engine.tick(now):
@@ -105,7 +107,9 @@ class App:
                 service.poll(now)
             except Exception as e:
                 self.fault(type(service).__name__, e, now)
-        return 0 if backlog else engine.next_due(now)
+        if backlog:
+            return 0
+        return max(engine.next_due(now), self.ticked + TICK - now)
 
     def drain(self, now):
         """Read every waiting datagram (up to QUEUE queued) and stamp it with now; while the
