@@ -64,6 +64,30 @@ def corpus():
         ("folded line at top", build([BASE[0], " continuation"] + BASE[1:])),
         ("header without colon", build(BASE[:-1] + ["NoColonHere", BASE[-1]])),
     ]
+    # issue 11: invalid requests that once reached a registered phone
+    for name, value in (("Content-Length", "0"), ("l", "0"), ("To", "<sip:1002@10.0.0.1>"),
+                        ("From", "<sip:6666@10.0.0.1>;tag=m2"), ("Call-ID", "hostile-2"),
+                        ("CSeq", "2 INVITE"), ("Max-Forwards", "69")):
+        items.append(("second %s" % name, build(BASE[:-1] + ["%s: %s" % (name, value),
+                                                             BASE[-1]])))
+    items.append(("empty list elements in Via", build(replace(
+        "Via", "SIP/2.0/UDP 10.0.0.66:5060;branch=z9hG4bKhostile;;,;,,"))))
+    items.append(("empty parameter in From", build(replace(
+        "From", "<sip:6666@10.0.0.1>;;tag=m1"))))
+    items.append(("comma in an unquoted display name", build(replace(
+        "From", "Bell, Alexander <sip:6666@10.0.0.1>;tag=m1"))))
+    items.append(("Via rport out of range", build(replace(
+        "Via", "SIP/2.0/UDP 10.0.0.66:5060;branch=z9hG4bKhostile;rport=99999"))))
+    items.append(("Route port out of range", build(BASE[:-1] + ["Route: <sip:10.0.0.1:70000;lr>",
+                                                                 BASE[-1]])))
+    # issue 11: responses nobody asked for, poisoned below the proxy's own Via
+    for label, via in (("rport 99999", "10.0.0.66;branch=z9hG4bKr;rport=99999"),
+                       ("non-ASCII received", "10.0.0.66;branch=z9hG4bKr;received=\u00e4"),
+                       ("name-only Via", "attacker.example.com;branch=z9hG4bKr"),
+                       ("IPv6 Via", "[2001:db8::1];branch=z9hG4bKr")):
+        items.append(("forged 200 with %s" % label, build(
+            ["SIP/2.0 200 OK", "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKforged",
+             "Via: SIP/2.0/UDP " + via] + BASE[3:])))
     every_empty = [BASE[0]] + [line.split(":")[0] + ":" for line in BASE[1:]]
     items.append(("every header empty", build(every_empty)))
     for name in ("Via", "From", "To", "Call-ID", "CSeq"):

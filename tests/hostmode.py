@@ -31,7 +31,7 @@ def free_port(kind=socket.SOCK_DGRAM, host="127.0.0.1"):
 class HostMode:
     """A running `python3 code.py` on 127.0.0.1 with the given settings as environment."""
 
-    def __init__(self, settings=None, host="127.0.0.1", cwd=ROOT):
+    def __init__(self, settings=None, host="127.0.0.1", cwd=ROOT, script=None):
         self.host = host
         self.sip_port = free_port()
         self.http_port = free_port(socket.SOCK_STREAM)
@@ -47,7 +47,7 @@ class HostMode:
             env[key] = str(value)
         self.lines = []
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, "code.py")],
+            [sys.executable, script or os.path.join(ROOT, "code.py")],
             cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0,
         )
         self._partial = b""

@@ -16,5 +16,5 @@ def test_fuzz_engine_for_20_seconds(tmp_path):
     assert proc.returncode == 0, output[-4000:]
     runs = [line for line in output.splitlines() if line.startswith("Done ")]
     assert runs, output[-2000:]
-    assert int(runs[-1].split()[1]) > 10000  # it really ran
+    assert int(runs[-1].split()[1]) > 5000  # it really ran (each run feeds the engine twice)
     assert not [n for n in os.listdir(tmp_path) if n.startswith("crash-")]

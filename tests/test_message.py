@@ -653,7 +653,7 @@ def test_unicode_digit_content_length_is_a_parse_error():
 
 @pytest.mark.parametrize("old, new, answers", [
     ("CSeq: 314159 INVITE", "CSeq: \u00b2 INVITE", 1),  # 400
-    ("10.0.0.9:5060;", "10.0.0.9:\u00b2;", 0),  # Via unreadable: dropped
+    ("10.0.0.9:5060;", "10.0.0.9:\u00b2;", 1),  # Via unreadable: 400 to the source
 ])
 def test_engine_unicode_digits_rejected(old, new, answers):
     e = engine()
@@ -1049,9 +1049,9 @@ def test_longreq_scaled_down():
     assert m.to_bytes() == data
 
 
-def test_badinv01_extra_separators_parse_leniently():
-    # RFC 4475 3.1.2.1: ;;,;,, in Via and ;;;; in Contact. The parser is lenient (an element
-    # may answer 400); what matters is the top Via stays readable so an answer can be sent.
+def test_badinv01_extra_separators_parse_leniently_then_get_400():
+    # RFC 4475 3.1.2.1: ;;,;,, in Via and ;;;; in Contact. The parser is lenient, so the top
+    # Via stays readable and the 400 can be sent; the engine refuses the request.
     data = request("To: sip:j.user@example.com",
                    "From: sip:caller@example.net;tag=134161461246",
                    "Max-Forwards: 7",
@@ -1065,7 +1065,8 @@ def test_badinv01_extra_separators_parse_leniently():
     assert parse_name_addr(m.values("contact")[0])[1] == "sip:joe@example.org"
     e = engine()
     out = e.receive(data, ("192.0.2.15", 5060), 0)
-    assert out and all(dest == ("192.0.2.15", 5060) for _, dest in out)
+    assert first_lines(out) == [b"SIP/2.0 400 Empty list element"]
+    assert all(dest == ("192.0.2.15", 5060) for _, dest in out)
     assert e.counters["internal_errors"] == 0
 
 

@@ -55,19 +55,20 @@ class App:
             counters[name] = 0
         self.services = []  # objects with poll(now): the dashboard, DHCP upkeep, watchdog
         self.faults = 0  # exceptions the loop caught (one datagram, one timer, one service)
-        self.fault_logged = None  # when the last fault line was printed (ms)
-        self.fault_quiet = 0  # faults since then that were not printed
+        self.fault_log = {}  # where -> [ms of its last console line, faults not printed since]
 
     def fault(self, where, error, now):
         """Count an exception from one datagram, timer run or service and go on; print at most
-        one console line per FAULT_LOG_MS (a flood of bad packets must not flood the console)."""
+        one console line per FAULT_LOG_MS for each place (a flood of bad packets must not
+        flood the console)."""
         self.faults += 1
-        if self.fault_logged is not None and now - self.fault_logged < FAULT_LOG_MS:
-            self.fault_quiet += 1
+        self.engine.counters["internal_errors"] += 1  # shown on /api/status
+        seen = self.fault_log.get(where)
+        if seen is not None and now - seen[0] < FAULT_LOG_MS:
+            seen[1] += 1
             return
-        more = " (%d more since the last report)" % self.fault_quiet if self.fault_quiet else ""
-        self.fault_logged = now
-        self.fault_quiet = 0
+        more = " (%d more since the last report)" % seen[1] if seen and seen[1] else ""
+        self.fault_log[where] = [now, 0]
         self.log("error", "loop: %s failed: %r%s; carrying on" % (where, error, more))
 
     def step(self):

@@ -15,6 +15,7 @@ from switchboard.message import (
     Message,
     ParseError,
     Via,
+    check_request,
     digits,
     param,
     parse,
@@ -47,6 +48,18 @@ REQUIRED = (("from", "From"), ("to", "To"), ("call-id", "Call-ID"), ("cseq", "CS
 
 def _quiet(level, text):
     pass
+
+
+def _options(req, name):
+    """The option tags of every Proxy-Require or Require line of req."""
+    out = []
+    for h in req.headers:
+        if h[0] == name:
+            for tag in h[2].split(","):
+                tag = tag.strip()
+                if tag and tag not in out:
+                    out.append(tag)
+    return out
 
 
 class Engine:
@@ -176,21 +189,23 @@ class Engine:
         self._request(msg, source, now)
 
     def _reject(self, req, source, code, reason):
-        """Answer a request that failed validation, statelessly, if its Via can be read."""
+        """Answer a request that failed validation, statelessly. It goes where the top Via
+        says (RFC 3581: the source address), or straight back to the source when that Via is
+        itself invalid; a request without any Via is dropped."""
         value = req.first_value("via")
-        try:
-            via = Via(value) if value else None
-        except ParseError:
-            via = None
-        if via is None:
+        if not value:
             self.counters["dropped"] += 1
             return
+        try:
+            dest = reply_address(Via(value), source)
+        except ParseError:
+            dest = source
         # only our neighbour's Via: an answer to junk must not grow with the junk
         first = [h for h in req.headers if h[0] == "via"][:1]
         if first:
             first[0][2] = req.first_value("via")
         req.headers = [h for h in req.headers if h[0] != "via" or h is first[0]]
-        self.stateless_reply(req, code, reason, reply_address(via, source))
+        self.stateless_reply(req, code, reason, dest)
 
     def _request(self, req, source, now):
         value = req.first_value("via")
@@ -199,10 +214,17 @@ class Engine:
             return
         try:
             via = Via(value)
-        except ParseError:
-            self.counters["dropped"] += 1
+            problem = self._check(req)
+        except ParseError as e:
+            via = None
+            problem = e.reason
+        if via is None:  # an address we cannot answer by: the answer goes to the source
+            if req.method != "ACK":
+                self.counters["parse_errors"] += 1
+                self._reject(req, source, 400, problem)
+            else:
+                self.counters["dropped"] += 1
             return
-        problem = self._check(req)
         if problem:
             if req.method != "ACK":
                 self.counters["parse_errors"] += 1
@@ -248,6 +270,9 @@ class Engine:
         for lname, name in REQUIRED:
             if not (req.get(lname) or "").strip():
                 return "Missing " + name
+        problem = check_request(req)
+        if problem:
+            return problem
         try:
             for lname in ("from", "to"):
                 parse_name_addr(req.get(lname))
@@ -279,6 +304,16 @@ class Engine:
     def _dispatch(self, txn, req, source, now):
         ruri = req.ruri
         method = req.method
+        # §16.3 step 5: we support no extension a proxy must understand; as the registrar
+        # (and for requests to the server itself) we are the UAS, so Require counts too (§8.2.2.3)
+        local = self.is_local(ruri) and not req.values("route") and (
+            method == "REGISTER" or not ruri.user)
+        unsupported = _options(req, "proxy-require")
+        if local:
+            unsupported += _options(req, "require")
+        if unsupported:
+            self.reply(txn, 420, "Bad Extension", [("Unsupported", ", ".join(unsupported))], now)
+            return
         if method == "REGISTER" and (self.is_local(ruri) or not req.values("route")):
             if not self.is_local(ruri):
                 self.reply(txn, 403, "Forbidden: not our domain", [], now)

@@ -187,10 +187,14 @@ class Message:
         return "\r\n".join(lines).encode() + self.body
 
 
-def split_commas(value):
-    """Split a header value at commas outside quoted strings and <...>; never raises."""
+def split_commas(value, strict=False):
+    """Split a header value at commas outside quoted strings and <...>. Empty elements are
+    skipped, or with strict make a ParseError (RFC 4475 §3.1.2.1: ",," is not a list)."""
     if '"' not in value and "<" not in value:
-        return [p.strip() for p in value.split(",") if p.strip()]
+        parts = [p.strip() for p in value.split(",")]
+        if strict and "" in parts:
+            raise ParseError("Empty list element")
+        return [p for p in parts if p]
     out = []
     quoted = False
     angle = False
@@ -211,16 +215,86 @@ def split_commas(value):
         elif ch == ">":
             angle = False
         elif ch == "," and not angle:
-            part = value[start:i].strip()
-            if part:
-                out.append(part)
+            _element(out, value[start:i], strict)
             start = i + 1
         i += 1
     # an unbalanced quote or bracket leaves the rest as one value: its own parser refuses it
-    part = value[start:].strip()
+    _element(out, value[start:], strict)
+    return out
+
+
+def _element(out, part, strict):
+    part = part.strip()
     if part:
         out.append(part)
-    return out
+    elif strict:
+        raise ParseError("Empty list element")
+
+
+def check_params(params):
+    """ParseError unless params is ";name[=value]" items with token names and no empty item
+    (RFC 3261 §25.1 generic-param; RFC 4475 §3.1.2.1 ";;")."""
+    if not params:
+        return
+    if '"' in params:
+        items = []
+        quoted = False
+        start = 0
+        for i in range(len(params)):
+            ch = params[i]
+            if ch == '"' and (i == 0 or params[i - 1] != "\\"):
+                quoted = not quoted
+            elif ch == ";" and not quoted:
+                items.append(params[start:i])
+                start = i + 1
+        items.append(params[start:])
+    else:
+        items = params.split(";")
+    if items[0].strip():
+        raise ParseError("Malformed parameters")
+    for item in items[1:]:
+        eq = item.find("=")
+        name = (item if eq < 0 else item[:eq]).strip()
+        if not is_token(name) or (eq >= 0 and not item[eq + 1:].strip()):
+            raise ParseError("Malformed parameter")
+
+
+def _check_address(value):
+    """ParseError unless value is a name-addr/addr-spec whose URI (host, port) and header
+    parameters are well formed."""
+    _, uri, params = parse_name_addr(value)
+    URI(uri)
+    check_params(params)
+
+
+# Headers a request carries once (RFC 3261 §7.3.1: only list headers may repeat).
+SINGLE = {"from": "From", "to": "To", "call-id": "Call-ID", "cseq": "CSeq",
+          "max-forwards": "Max-Forwards"}
+
+
+def check_request(req):
+    """Why req must not be processed or passed on (a 400 reason phrase), or None: a repeated
+    single header, an empty list element or parameter, a malformed address or Via in any
+    From, To, Contact, Route, Record-Route or Via value."""
+    seen = []
+    try:
+        for h in req.headers:
+            name = h[0]
+            if name in SINGLE:
+                if name in seen:
+                    return "Duplicate %s header" % SINGLE[name]
+                seen.append(name)
+                if name == "from" or name == "to":
+                    _check_address(h[2])
+            elif name in LISTS:
+                for item in split_commas(h[2], True):
+                    if name == "via":
+                        check_params(Via(item).params)
+                    elif item != "*" or name != "contact":
+                        _check_address(item)
+    except ParseError as e:
+        return e.reason
+    return None
 
 
 def param(params, name):
@@ -272,10 +346,20 @@ def parse_name_addr(value):
         gt = rest.find(">", lt)
         if gt < 0:
             raise ParseError("Unbalanced angle brackets")
-        if not display:
-            display = rest[:lt].strip()
+        before = rest[:lt].strip()
+        if value.startswith('"'):
+            if before:
+                raise ParseError("Malformed display name")
+        elif before:
+            # display-name = *(token LWS) / quoted-string (§25.1; RFC 4475 §3.1.2.15 "baddn")
+            for word in before.split():
+                if not is_token(word):
+                    raise ParseError("Malformed display name")
+            display = before
         uri = rest[lt + 1:gt].strip()
         params = rest[gt + 1:].strip()
+        if params and params[0] != ";":
+            raise ParseError("Malformed address")
     elif display or ">" in rest:
         raise ParseError("Malformed address")
     else:
@@ -361,25 +445,67 @@ def split_hostport(text):
         colon = text.find(":")
         host = text if colon < 0 else text[:colon]
         port = "" if colon < 0 else text[colon + 1:]
-    if not host or not _host_chars(host):
+    if not valid_host(host):
         raise ParseError("Malformed host")
     if port:
-        if not digits(port) or len(port) > 5 or not 0 < int(port) < 65536:
+        if not valid_port(port):
             raise ParseError("Malformed port")
         return host.lower(), int(port)
     return host.lower(), None
 
 
-def _host_chars(host):
-    """hostname / IPv4 / [IPv6] characters only (RFC 3261 §25.1)."""
-    if host[0] == "[":
-        allowed = "0123456789abcdefABCDEF:.[]%"
-    else:
-        allowed = "-._"
-    for ch in host:
-        if not ("a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch in allowed):
+def valid_port(text):
+    """A port number 1..65535 written in ASCII digits."""
+    return digits(text) and len(text) <= 5 and 0 < int(text) < 65536
+
+
+def is_ipv4(host):
+    """A dotted-quad IPv4 address (four decimal octets, each 0..255)."""
+    parts = host.split(".")
+    if len(parts) != 4:
+        return False
+    for p in parts:
+        if not digits(p) or len(p) > 3 or int(p) > 255:
             return False
     return True
+
+
+def is_ipv6(text):
+    """IPv6 address characters, brackets optional (we send nothing to IPv6; only syntax)."""
+    if text.startswith("["):
+        if not text.endswith("]"):
+            return False
+        text = text[1:-1]
+    if ":" not in text:
+        return False
+    for ch in text:
+        if not ("0" <= ch <= "9" or "a" <= ch <= "f" or "A" <= ch <= "F" or ch in ":."):
+            return False
+    return True
+
+
+def valid_host(host):
+    """hostname, IPv4address or IPv6reference (RFC 3261 §25.1): labels of letters, digits and
+    inner hyphens, the top label starting with a letter; anything numeric must be an IPv4
+    address with octets up to 255."""
+    if not host:
+        return False
+    if host[0] == "[":
+        return is_ipv6(host)
+    if is_ipv4(host):
+        return True
+    name = host[:-1] if host[-1] == "." else host
+    if not name:
+        return False
+    labels = name.split(".")
+    for label in labels:
+        if not label or label[0] == "-" or label[-1] == "-":
+            return False
+        for ch in label:
+            if not ("a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch == "-"):
+                return False
+    top = labels[-1][0]
+    return "a" <= top <= "z" or "A" <= top <= "Z"
 
 
 class Via:
@@ -404,6 +530,14 @@ class Via:
         self.params = "" if semi < 0 else rest[semi:].replace(" ", "").replace("\t", "")
         self.host, self.port = split_hostport(sent_by)
         self.protocol = "%s/%s/%s" % (parts[0].strip(), parts[1].strip(), raw_transport)
+        if self.params:
+            # addresses a response may be sent to: validated here, used without a second look
+            received = param(self.params, "received")
+            if received is not None and not (is_ipv4(received) or is_ipv6(received)):
+                raise ParseError("Malformed Via received")
+            rport = param(self.params, "rport")
+            if rport and not valid_port(rport):
+                raise ParseError("Malformed Via rport")
 
     def param(self, name):
         return param(self.params, name)
@@ -429,7 +563,7 @@ def parse(data):
             skip = 0
     head = data[:end]
     body = data[end + skip:]
-    if b"\x00" in head:
+    if b"\x00" in head and not _nul_quoted(head):
         try:
             msg = _parse_head(bytes([b if 0 < b < 128 else 63 for b in head]).decode())
         except ParseError:
@@ -444,6 +578,8 @@ def parse(data):
     msg = _parse_head(text)
     length = msg.get("content-length")
     if length is not None:
+        if len([h for h in msg.headers if h[0] == "content-length"]) > 1:
+            raise ParseError("Duplicate Content-Length", msg)  # which one frames the body?
         length = length.strip()
         if not digits(length) or len(length) > 9:
             raise ParseError("Malformed Content-Length", msg)
@@ -453,6 +589,30 @@ def parse(data):
         body = body[:n]
     msg.body = body
     return msg
+
+
+def _nul_quoted(head):
+    """True when every NUL in head is a quoted-pair inside a quoted string (RFC 3261 §25.1
+    allows %x00 there: RFC 4475 §3.1.1.2 "intmeth" escapes one in a display name)."""
+    quoted = False
+    escaped = False
+    for b in head:
+        if escaped:
+            escaped = False
+        elif b == 10:  # a quoted string ends with its line
+            quoted = False
+        elif quoted:
+            if b == 92:  # backslash
+                escaped = True
+            elif b == 34:
+                quoted = False
+            elif b == 0:
+                return False
+        elif b == 34:
+            quoted = True
+        elif b == 0:
+            return False
+    return True
 
 
 def _parse_head(text):

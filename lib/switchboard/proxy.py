@@ -13,7 +13,7 @@ from switchboard.message import (
     ParseError,
     Via,
     address_user,
-    digits,
+    is_ipv4,
     parse_name_addr,
     split_commas,
     to_tag,
@@ -40,6 +40,10 @@ def fnv(text):
     for b in text.encode():
         h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
     return h
+
+
+# A next hop we cannot send to without a name lookup or IPv6 (docs/architecture.md).
+UNREACHABLE = (502, "Bad Gateway: no route without DNS or IPv6", [])
 
 
 def class_rank(status):
@@ -112,7 +116,7 @@ class Proxy:
                 return 400, "Malformed Route", []
             dest = self._reach(hop, routes[0])
             if dest is None:
-                return 404, "Not Found", []
+                return UNREACHABLE
             return [(req.uri, dest)]
         if eng.is_local(ruri):
             user = ruri.user
@@ -125,20 +129,21 @@ class Proxy:
             return [(b.uri, b.source) for b in bindings]
         dest = self._reach(ruri, req.uri)
         if dest is None:
-            return 404, "Not Found", []
+            return UNREACHABLE
         return [(req.uri, dest)]
 
     def _reach(self, uri, text):
-        """Where to send a request for uri: a registered phone's real address, else the URI."""
+        """Where to send a request for uri: a registered phone's real address, else the URI's
+        own IPv4 address. None for a host name (we resolve no names: a lookup would block the
+        loop) or an IPv6 reference (we have no IPv6 transport)."""
         b = self.engine.location.find_uri(text if text.startswith("sip") else uri.text)
         if b is None:
             b = self.engine.location.find_uri(uri.text)
         if b is not None:
             return b.source
-        if not is_ip(uri.host):
+        if uri.scheme not in ("sip", "sips") or not is_ipv4(uri.host):
             return None
-        port = uri.port or 5060
-        return (uri.host.strip("[]"), port)
+        return (uri.host, uri.port or 5060)
 
     def forward(self, server, req, targets, record, now):
         """Send req to each target on its own client transaction (§16.6)."""
@@ -353,11 +358,13 @@ class Proxy:
             eng.count("dropped")
             return
         try:
-            via = Via(value)
+            dest = response_address(Via(value))
         except ParseError:
+            dest = None
+        if dest is None:
             eng.count("dropped")
             return
-        eng.send(resp.to_bytes(), response_address(via))
+        eng.send(resp.to_bytes(), dest)
 
     def _ack(self, ct, resp):
         """ACK for a non-2xx final response: hop by hop, on the INVITE's branch (§17.1.1.3)."""
@@ -435,23 +442,18 @@ def _drop_last_route(req):
 
 
 def is_ip(host):
-    if host.startswith("["):
-        return True
-    parts = host.split(".")
-    if len(parts) != 4:
-        return False
-    for p in parts:
-        if not digits(p):
-            return False
-    return True
+    """An IP address (IPv4, or an IPv6 reference), as opposed to a host name."""
+    return is_ipv4(host) or host.startswith("[")
 
 
 def response_address(via):
-    """Where a response to this Via goes (§18.2.2, RFC 3581 §4)."""
+    """Where a response to this Via goes (§18.2.2, RFC 3581 §4), or None when that needs a
+    name lookup or IPv6 (the Via's received/rport were validated when it was parsed)."""
     host = via.param("received") or via.host
+    if not is_ipv4(host):
+        return None
     rport = via.param("rport")
-    port = int(rport) if digits(rport) and len(rport) <= 5 else (via.port or 5060)
-    return (host.strip("[]"), port)
+    return (host, int(rport) if rport else (via.port or 5060))
 
 
 def reply_address(via, source):

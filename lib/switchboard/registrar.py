@@ -54,8 +54,12 @@ class Registrar:
                     self.location.remove(user, b)
                     self.log("info", "unregister %s contact=<%s>" % (user, b.uri))
             return self._ok(user, now)
+        if len(contacts) > self.location.max_per_aor:
+            # more than one extension may ever hold: retrying cannot help (not 503)
+            return 403, "Forbidden: more than %d contacts" % self.location.max_per_aor, []
         # validate everything first
         changes = []
+        keys = []
         for value in contacts:
             try:
                 _, uri, params = parse_name_addr(value)
@@ -72,6 +76,9 @@ class Registrar:
                 return 423, "Interval Too Brief", [("Min-Expires", str(cfg.reg_min_expires))]
             expires = min(expires, cfg.reg_max_expires)
             key = uri_key(uri)
+            if key in keys:
+                continue  # the same contact twice: the first one counts
+            keys.append(key)
             old = self._find(user, key)
             if old is not None and old.call_id == call_id and old.cseq >= cseq:
                 return 500, "Request Out Of Order", [("Retry-After", "1")]
@@ -82,28 +89,35 @@ class Registrar:
             except (ValueError, OverflowError):
                 q = 1000
             changes.append((uri, expires, old, instance, q))
-        # room for the new ones?
+        # what each contact replaces, and room for the rest, before anything changes: an
+        # existing binding moves to at most one new contact of this request
         bindings = self.location.table.get(user, [])
+        claimed = [old for _, _, old, _, _ in changes if old is not None]
+        moves = []
         adding = 0
         for uri, expires, old, instance, _ in changes:
-            if expires and old is None and self._moved(bindings, instance, uri, source) is None:
-                adding += 1
+            moved = None
+            if expires and old is None:
+                moved = self._moved(bindings, instance, uri, source, claimed)
+                if moved is None:
+                    adding += 1
+                else:
+                    claimed.append(moved)
+            moves.append(moved)
         if adding and (self.location.count + adding > self.location.max_bindings
                        or len(bindings) + adding > self.location.max_per_aor):
             return 503, "Service Unavailable", [("Retry-After", "60")]
         user_agent = req.get("user-agent") or ""
-        for uri, expires, old, instance, q in changes:
+        for i in range(len(changes)):
+            uri, expires, old, instance, q = changes[i]
             if expires == 0:
                 if old is not None:
                     self.location.remove(user, old)
                     self.log("info", "unregister %s contact=<%s>" % (user, uri))
                 continue
-            if old is None:
-                old = self._moved(self.location.table.get(user, []), instance, uri, source)
-                if old is not None:
-                    self.location.remove(user, old)
-                    self.log("info", "moved %s contact=<%s> -> <%s>" % (user, old.uri, uri))
-                    old = None
+            if moves[i] is not None:
+                self.location.remove(user, moves[i])
+                self.log("info", "moved %s contact=<%s> -> <%s>" % (user, moves[i].uri, uri))
             if old is None:
                 b = Binding(uri, source, now + expires * 1000, call_id, cseq, now,
                             user_agent, instance, q)
@@ -126,13 +140,16 @@ class Registrar:
                 return b
         return None
 
-    def _moved(self, bindings, instance, uri, source):
-        """An existing binding of the same phone that this contact replaces, or None."""
+    def _moved(self, bindings, instance, uri, source, claimed):
+        """An existing binding of the same phone that this contact replaces, or None; a
+        binding in claimed is already kept or replaced by another contact of the request."""
         try:
             contact_user = URI(uri).user
         except ParseError:
             contact_user = ""
         for b in bindings:
+            if b in claimed:
+                continue
             if instance and b.instance == instance:
                 return b
             if not instance and not b.instance and b.source[0] == source[0]:

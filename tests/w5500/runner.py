@@ -25,8 +25,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path[:0] = [os.path.join(HERE, "stubs"), os.path.join(ROOT, "lib"), HERE]
+sys.path.append(os.path.join(ROOT, "tests"))  # faults.py
 
 import board  # noqa: E402  (the stand-in)
+import faults  # noqa: E402  (tests/faults.py)
 import microcontroller  # noqa: E402
 import supervisor  # noqa: E402
 from dhcp import DhcpServer  # noqa: E402
@@ -148,6 +150,7 @@ def main():
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    faults.install()  # only with INJECT_FAULTS=1 (tests of the loop's survival)
     os.chdir(ROOT)
     spec = importlib.util.spec_from_file_location("board_code", os.path.join(ROOT, "code.py"))
     code = importlib.util.module_from_spec(spec)
