@@ -79,8 +79,9 @@ class Burst:
 
 
 def test_burst_past_capacity_every_invite_answered_and_a_call_in_progress_ends(tmp_path):
+    # LOG_LEVEL warning: two info lines a call would fill the output pipe while we send
     settings = {"SIP_USERS": "1001,1002,1003", "RATE_LIMIT": 0, "MAX_TRANSACTIONS": 100000,
-                "MAX_CALLS": 10000, "LOG_LEVEL": "warning"}  # 2 info lines a call would fill the pipe
+                "MAX_CALLS": 10000, "LOG_LEVEL": "warning"}
     with HostMode(settings) as host:
         alice = UdpPhone("1001", "127.0.0.3", host)
         bob = UdpPhone("1002", "127.0.0.4", host)
