@@ -60,10 +60,13 @@ def test_tag_and_branch():
     assert overload.tag(b"<sip:1002@h>;tag=abc") == b"abc"
     assert overload.tag(b'"B" <sip:1002@h> ; TAG=abc;x=1') == b"abc"
     assert overload.tag(b"sip:1002@h;tag=abc") == b"abc"
-    assert overload.branch(b"SIP/2.0/UDP a:1;rport;Branch=z9hG4bKq;x") == b"z9hG4bKq"
+    assert overload.branch(b"SIP/2.0/UDP a:1;rport;Branch=z9hG4bKq;x") == b"z9hg4bkq"
     assert overload.branch(b"SIP/2.0/UDP a:1;rport") is None
     assert overload.branch(b"SIP/2.0/UDP a:1;branch=z9hG4bK1, SIP/2.0/UDP b;branch=z9hG4bK2") \
-        == b"z9hG4bK1"
+        == b"z9hg4bk1"
+    invite = Phone("1001", "10.0.0.11").invite("1002", "c1")  # one search finds the same
+    assert overload.quick_branch(invite) == overload.branch(overload.scan(invite)[0][0])
+    assert overload.quick_branch(b"INVITE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP a\r\n") is None
 
 
 def test_503_is_a_response_the_parser_accepts_with_the_request_headers():

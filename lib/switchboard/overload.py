@@ -30,7 +30,6 @@ MEMORY = 256  # INVITE branches remembered to tell a retransmission from a new I
 _NAMES = {b"via": 0, b"v": 0, b"from": 1, b"f": 1, b"to": 2, b"t": 2, b"call-id": 3, b"i": 3,
           b"cseq": 4}
 _OUR_TAG = b"tag=" + SHED_TAG
-_BRANCH_END = b" \t;,\r\n"
 _REMEMBER = (b"INVITE", b"REGISTER")  # new work whose retransmissions must not get a 503
 
 
@@ -89,28 +88,26 @@ def scan(data):
     return found
 
 
-def tag(value):
-    """The tag parameter of a From/To value (bytes), or None."""
-    v = value.lower()
-    gt = v.rfind(b">")  # parameters after the name-addr, not those of the URI inside <>
-    v = v[gt + 1:].replace(b" ", b"").replace(b"\t", b"")
-    i = v.find(b";tag=")
+def _after(v, key):
+    """The parameter value after key (b";tag=") in v, up to the next ";", or None."""
+    i = v.find(key)
     if i < 0:
         return None
-    v = v[i + 5:]
+    v = v[i + len(key):]
     semi = v.find(b";")
-    return v if semi < 0 else v[:semi]
+    return (v if semi < 0 else v[:semi]).strip()
+
+
+def tag(value):
+    """The tag parameter of a From/To value (lower case), or None. Only the parameters after
+    the name-addr count, not those of the URI inside <>."""
+    v = value.lower()
+    return _after(v[v.rfind(b">") + 1:].replace(b" ", b"").replace(b"\t", b""), b";tag=")
 
 
 def branch(via):
-    """The branch parameter of the first value of a Via (bytes), or None."""
-    v = via.split(b",", 1)[0]
-    i = v.lower().find(b";branch=")
-    if i < 0:
-        return None
-    v = v[i + 8:].strip()
-    semi = v.find(b";")
-    return v if semi < 0 else v[:semi].strip()
+    """The branch parameter of the first value of a Via (lower case), or None."""
+    return _after(via.split(b",", 1)[0].lower(), b";branch=")
 
 
 def quick_branch(data):
@@ -119,12 +116,8 @@ def quick_branch(data):
     i = data.find(b";branch=")
     if i < 0:
         return None
-    i += 8
-    end = i
-    n = len(data)
-    while end < n and data[end] not in _BRANCH_END:
-        end += 1
-    return data[i:end] or None
+    end = data.find(b"\n", i)
+    return branch(data[i:end if end > 0 else len(data)]) or None
 
 
 def reply_address(via, source):
