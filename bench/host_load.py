@@ -3,6 +3,9 @@
     .venv/bin/python bench/host_load.py                 # calls, then REGISTER, both servers
     .venv/bin/python bench/host_load.py --servers switchboard --skip-register --gc-stats
     .venv/bin/python bench/host_load.py --profile calls --profile-rate 300
+    .venv/bin/python bench/host_load.py --skip-register --overload-factors 2,4
+    .venv/bin/python bench/host_load.py --skip-calls --skip-register --overload-rates 1800,3600 \
+        --zero-failure 900
 
 Calls: a SIPp caller on 127.0.0.3 sends INVITE through the proxy to a SIPp callee on 127.0.0.2
 that registered as 2000 first (INVITE, 100, 180, 200, ACK, BYE, 200; bench/sipp/uac_call.xml
@@ -14,6 +17,15 @@ why, retransmissions, INVITE-to-200 p50/p99 (sipp -trace_rtt; sipp's clock count
 milliseconds), the server's CPU seconds per 1000 calls (utime + stime from /proc/PID/stat;
 for Kamailio summed over all its processes), the load generator's CPU, datagrams the kernel
 dropped at the server's socket (/proc/net/udp) and Switchboard's resident memory.
+
+Overload: after the call ramps, each server gets steps past capacity, at multiples of
+Switchboard's highest zero-failure rate (--overload-factors, default 2 and 4x; or
+--overload-rates), each step on a freshly started server, with bench/sipp/uac_overload.xml:
+the caller takes a 503 as an answer (ACKs it, ends the call). Per step: calls completed
+(and per second of offered load, and as a share of Switchboard's zero-failure rate), calls
+that got no final answer at all, 503s and how long after the INVITE they came (p99, max,
+how many after 1 s), retransmissions, CPU per 1000 calls offered and completed, and
+Switchboard's own counters (shed, shed_absorbed, overloads, ...) from /api/status.
 
 REGISTER: unique users, one REGISTER each, each step on a freshly started server so every
 REGISTER makes a new binding: without authentication through sipp (-inf users CSV), with
