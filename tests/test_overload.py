@@ -118,26 +118,33 @@ def test_reply_address_follows_rport_else_the_sent_by_port():
         == ("9.9.9.9", 5060)
 
 
-def test_share_of_new_work_shed_follows_the_lag_with_a_dead_band():
+def test_share_follows_the_standing_queue_not_a_spike():
     ov = Overload(high=100, low=20, depth=50)
     assert not ov.update(0, 0, 0)
-    assert not ov.update(99, 49, 50) and not ov.update(99, 49, 100)  # in the band: no change
-    assert ov.update(100, 0, 200) and ov.share == 25 and ov.episodes == 1
-    assert ov.update(60, 0, 250) and ov.share == 25  # moves at most every STEP_MS
-    assert ov.update(60, 0, 300) and ov.share == 44  # the worst since the last move was 100
-    assert ov.update(60, 0, 400) and ov.share == 44  # 60 is in the band: it holds
+    assert not ov.update(150, 0, 50) and not ov.update(150, 0, 100)  # 0 was seen in the step
+    assert not ov.update(150, 0, 150)
+    assert ov.update(120, 0, 200)  # the least over a whole step was 120: more than high
+    assert ov.share == 25 and ov.episodes == 1
+    ov.update(1000, 0, 250)  # a spike (a collector pause)...
+    ov.update(0, 0, 300)  # ...after which the queue emptied: the share falls by a quarter
+    assert ov.share == 18
+    ov.update(60, 0, 350)
+    ov.update(60, 0, 400)  # a standing queue between low and high: the share holds
+    assert ov.share == 18
+    ov.update(400, 0, 450)
+    ov.update(450, 0, 500)  # four times high for a whole step: everything new is shed
+    assert ov.share == 100
     shares = []
-    t = 400
+    t = 500
     while ov.shedding and t < 10000:
         t += 100
-        ov.update(20, 0, t)
+        ov.update(5, 0, t)
         shares.append(ov.share)
-    assert shares[0] == 44 and shares[1] == 38  # down by an eighth a step once under low
+    assert shares[:3] == [75, 56, 42]  # a quarter less each step while the loop keeps up
     assert shares == sorted(shares, reverse=True) and shares[-1] == 0 and len(shares) < 30
     assert ov.episodes == 1
-    t += 100
-    assert ov.update(0, 50, t) and ov.share == 25 and ov.episodes == 2  # depth alone counts
-    assert ov.update(200, 0, t + 1) and ov.share == 100  # twice high: everything, at once
+    ov.update(0, 50, t + 50)  # depth counts as high...
+    assert ov.update(0, 50, t + 100) and ov.share == 25 and ov.episodes == 2  # ...throughout
 
 
 def test_a_share_is_spread_evenly_over_new_requests():
@@ -159,6 +166,7 @@ def test_admit_sheds_only_new_work():
     kept = ALICE.invite("1002", "kept")
     assert ov.admit(kept, SOURCE) == PASS  # not shedding: everything passes...
     ov.update(500, 0, 0)
+    ov.update(500, 0, 100)
     assert ov.shedding and ov.share == 100
     invite = ALICE.invite("1002", "new")
     assert ov.admit(invite, SOURCE) == SHED
@@ -193,6 +201,6 @@ def test_memory_of_branches_is_bounded():
     for invite in invites:
         assert ov.admit(invite, SOURCE) == PASS
     assert len(ov.seen) == 4
-    ov.update(10000, 0, 0)
+    ov.share, ov.shedding = 100, True
     assert ov.admit(invites[-1], SOURCE) == ABSORB  # remembered
     assert ov.admit(invites[0], SOURCE) == SHED  # forgotten: answered as new

@@ -9,8 +9,8 @@ already lost, and its goodput collapses. Three cheap parts keep it doing useful 
   `answer_503(fields, ...)` builds a 503 with Retry-After from them (RFC 3261 §8.2.6,
   §21.5.4), with a To tag derived from the Call-ID so a retransmission gets the same answer.
   A datagram whose headers cannot be found gets nothing.
-- `Overload` decides what share of new work to shed from how far behind the loop is (the
-  age of the oldest datagram waiting), with a dead band between `low` and `high` ms; and it
+- `Overload` decides what share of new work to shed from how far behind the loop stays
+  (the age of the oldest datagram waiting, its least over each 100 ms); and it
   remembers the branches of the last INVITEs and REGISTERs it let through, so that their
   retransmissions are absorbed (dropped) while shedding instead of getting a 503.
 
@@ -21,8 +21,8 @@ response always reach the engine. Sans-I/O: bytes and integer ms in, bytes out.
 
 SHED_TAG = b"sbov"  # To tag prefix of our 503s: their ACKs are absorbed here, not relayed
 RETRY_AFTER = 5  # seconds (RFC 3261 §21.5.4); phones retry then, or fail over elsewhere
-HIGH_MS = 250  # more is shed while the oldest waiting datagram gets this old (T1 is 500)...
-LOW_MS = 100  # ...less while it stays under this
+HIGH_MS = 50  # more is shed while the oldest waiting datagram stays this old for STEP_MS...
+LOW_MS = 10  # ...less once it was this young (the queue emptied) at some point in STEP_MS
 HIGH_DEPTH = 2048  # ...and more while this many datagrams wait
 STEP_MS = 100  # how often the share of new work shed moves
 MEMORY = 256  # INVITE branches remembered to tell a retransmission from a new INVITE
@@ -187,12 +187,15 @@ DROP = 3  # new work whose headers cannot be found: nothing to answer
 class Overload:
     """How much new work to shed, and the counters the dashboard shows.
 
-    A share (percent) of new requests is answered 503, spread evenly. Every STEP_MS the
-    share moves with the worst lag seen meanwhile: up by a quarter of what is left when it
-    reached `high` ms (or `depth` datagrams waited), down by an eighth when it stayed under
-    `low`, unchanged in between; at twice `high` everything new is shed at once. Shedding
-    all or nothing makes the loop swing between admitting everyone and no one; a share
-    that settles keeps calls flowing."""
+    A share (percent) of new requests is answered 503, spread evenly. What moves it is the
+    standing queue, as CoDel (RFC 8289) tells one from a burst: the least lag seen over
+    STEP_MS. A pause (a garbage collection, a burst of arrivals) leaves the queue empty
+    again within the step, so it moves nothing; a loop that no longer catches up does.
+    Every STEP_MS the share rises by a quarter of what is left when the least lag was
+    `high` ms or more (or `depth` datagrams waited throughout), to everything at four
+    times `high`; it falls by a quarter when the least lag was `low` or less (the loop had
+    time to spare), and holds in between. Shedding all or nothing would swing between
+    admitting everyone and no one; a share that settles keeps calls flowing."""
 
     def __init__(self, high=HIGH_MS, low=LOW_MS, depth=HIGH_DEPTH, memory=MEMORY,
                  retry_after=RETRY_AFTER, server=b""):
@@ -206,7 +209,7 @@ class Overload:
         self.credit = 0  # spreads the share evenly over requests
         self.lag = 0  # age of the oldest datagram waiting at the last update (ms)
         self.waiting = 0  # datagrams waiting at the last update
-        self.worst = 0  # highest lag since the share last moved
+        self.least = None  # least lag since the share last moved (ms)
         self.moved = None  # when the share last moved (ms)
         self.episodes = 0  # times shedding started
         self.seen = set()  # branches of INVITEs let through, the last `memory` of them
@@ -222,20 +225,21 @@ class Overload:
         self.waiting = waiting
         if waiting >= self.depth and lag < self.high:
             lag = self.high  # a burst not yet old is as bad
-        if lag > self.worst:
-            self.worst = lag
+        if self.least is None or lag < self.least:
+            self.least = lag
         if self.moved is None:
             self.moved = now
-        share = self.share
-        if lag >= 2 * self.high:
-            share = 100  # far behind (past T1: phones retransmit): no new work at all
-        elif now - self.moved < STEP_MS:
+        if now - self.moved < STEP_MS:
             return self.shedding
-        elif self.worst >= self.high:
+        least = self.least
+        share = self.share
+        if least >= 4 * self.high:
+            share = 100
+        elif least >= self.high:
             share += (100 - share + 3) // 4
-        elif self.worst <= self.low:
-            share -= (share + 7) // 8
-        self.worst = lag
+        elif least <= self.low:
+            share -= (share + 3) // 4
+        self.least = None
         self.moved = now
         if share and not self.share:
             self.episodes += 1
