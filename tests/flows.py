@@ -3,7 +3,7 @@
 Runs unchanged under CPython and MicroPython: `run(emit)` plays register, call
 answered and hung up, cancel, busy, unregistered and unknown callee, and a
 Timer C expiry, emitting every datagram the engine sends. tests/test_portable.py
-compares the two interpreters' transcripts; tests/test_engine.py uses Phone.
+compares the two interpreters' transcripts; tests/unit/test_engine.py and others use Phone.
 """
 
 from switchboard.config import Config
@@ -15,12 +15,28 @@ SDP = "v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP
       "a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
 
 
-def new_engine(overrides=None, seed=7, log=None):
+def new_config(overrides=None):
     settings = {"SIP_ADDRESS": PROXY[0], "SIP_PORT": PROXY[1], "SIP_USERS": "1001,1002,1003"}
     if overrides:
         for k in overrides:
             settings[k] = overrides[k]
-    return Engine(Config(overrides=settings), seed, log)
+    return Config(overrides=settings)
+
+
+def new_engine(overrides=None, seed=7, log=None, config=None, **parts):
+    """An Engine for the test network; parts (auth, router, location, ...) are injected."""
+    return Engine(config or new_config(overrides), seed, log, **parts)
+
+
+def snapshot(engine, now):
+    """Registrations, calls, history and counters as plain data."""
+    counters = {}
+    for name in engine.counters:
+        counters[name] = engine.counters[name]
+    return {"registrations": engine.registrations(now), "calls": engine.active_calls(now),
+            "history": engine.call_history(now), "counters": counters,
+            "limits": engine.config.limits(), "use": engine.table_use(),
+            "address": engine.sent_by, "domain": engine.domain}
 
 
 class Phone:
@@ -214,7 +230,7 @@ def run(emit):
     send(bob, bob.register(expires=0, cseq=2))
 
     emit("== state")
-    emit_state(engine.snapshot(now[0]), emit)
+    emit_state(snapshot(engine, now[0]), emit)
     return engine
 
 

@@ -213,3 +213,95 @@ def test_digest_auth_under_micropython_with_adafruit_hashlib(tmp_path):
         "    print(a.check(m, 'authorization', '1001', 6000))\n" % (secret, headers))
     got = run_micropython(str(script), lib_dir=str(lib)).split("\n")
     assert got[:4] == ["['SHA-256', 'MD5']", nonce, "ok", "ok"]  # both verify; nc rises
+
+
+# The core's unit test modules that also run on the MicroPython VM (pure core: no hashlib
+# backend, no files, no sockets). They use only pytest.raises and pytest.mark.parametrize,
+# which tests/support/vm_pytest.py provides inside the VM.
+VM_UNIT_MODULES = ("test_message", "test_transaction", "test_router", "test_proxy",
+                   "test_engine", "test_registrar", "test_location", "test_calls",
+                   "test_ratelimit", "test_sdp", "test_dialplan", "test_overload")
+
+
+def _unit_tests(name):
+    """(test names in source order, number of cases pytest runs) for tests/unit/<name>.py."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "vm_unit_" + name, os.path.join(ROOT, "tests", "unit", name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    names = []
+    count = 0
+    for attr, f in vars(module).items():
+        if attr.startswith("test_") and callable(f):
+            names.append(attr)
+            n = 1
+            for mark in getattr(f, "pytestmark", []):
+                if mark.name == "parametrize":
+                    n *= len(mark.args[1])
+            count += n
+    return names, count
+
+
+def test_core_unit_tests_pass_under_micropython(tmp_path):
+    """The pure-core unit tests run on the 32-bit VM too (one suite, two interpreters)."""
+    lib = tmp_path / "lib"
+    shutil.copytree(os.path.join(LIB, "switchboard"), lib / "switchboard",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    tests = os.path.join(ROOT, "tests")
+    shutil.copy(os.path.join(tests, "flows.py"), lib / "flows.py")
+    shutil.copy(os.path.join(tests, "support", "vm_pytest.py"), lib / "pytest.py")
+    modules = []
+    expected = 0
+    for name in VM_UNIT_MODULES:
+        shutil.copy(os.path.join(tests, "unit", name + ".py"), lib / (name + ".py"))
+        names, count = _unit_tests(name)
+        assert names, name
+        modules.append((name, names))
+        expected += count
+    with open(os.path.join(tests, "support", "vm_runner.py")) as f:
+        runner = f.read()
+    script = tmp_path / "run_units.py"
+    script.write_text("MODULES = %r\n%s" % (modules, runner))
+    got = run_micropython(str(script), lib_dir=str(lib), timeout=600, heap=16 * 1024 * 1024)
+    last = got.strip().split("\n")[-1]
+    assert last.startswith("RESULT "), got[-3000:]
+    passed, failed = (int(n) for n in last.split()[1:])
+    assert failed == 0, got[-6000:]
+    assert passed == expected, (passed, expected)
+    print("VM unit tests: %d passed" % passed)
+
+
+def test_fnv_stays_in_small_ints_on_the_32_bit_vm():
+    """FNV in 16-bit halves allocates nothing per byte on the VM (a long int per byte did),
+    and gives the same digests as CPython's plain 32-bit formula."""
+    from switchboard.message import fnv
+
+    texts = ["", "a", "foobar", "z9hG4bK" * 20, "é€ call-id@10.0.0.1"]
+    got = run_micropython(
+        "import gc\n"
+        "from switchboard.message import fnv, fnv_halves\n"
+        "def plain(text):\n"
+        "    h = 0x811C9DC5\n"
+        "    for b in text.encode():\n"
+        "        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF\n"
+        "    return h\n"
+        "def cost(f, text):\n"
+        "    gc.collect()\n"
+        "    gc.disable()\n"
+        "    before = gc.mem_alloc()\n"
+        "    f(text)\n"
+        "    used = gc.mem_alloc() - before\n"
+        "    gc.enable()\n"
+        "    return used\n"
+        "short, long = 'x' * 10, 'x' * 410\n"
+        "print(cost(fnv_halves, long) - cost(fnv_halves, short))\n"
+        "print(cost(plain, long) - cost(plain, short))\n"
+        "for t in %r:\n"
+        "    print(fnv(t), fnv(t, 487))\n" % (texts,))
+    lines = got.strip().split("\n")
+    halves, plain = int(lines[0]), int(lines[1])
+    assert halves <= 480, halves  # the longer encode() buffer only
+    assert plain > 4 * halves, (plain, halves)  # the plain formula allocates per byte
+    assert lines[2:] == ["%s %s" % (fnv(t), fnv(t, 487)) for t in texts]

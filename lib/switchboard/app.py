@@ -16,8 +16,9 @@ T1 = 500 ms. The board's dashboard and watchdog keep their turn every step.
 """
 
 from switchboard.auth import Auth
-from switchboard.engine import SERVER, Engine
+from switchboard.engine import Engine
 from switchboard.overload import ABSORB, PASS, SHED, Overload
+from switchboard.proxy import SERVER
 from switchboard.udp import UDPEndpoint
 
 BURST = 16  # datagrams handled per step before timers and HTTP get a turn
@@ -35,9 +36,8 @@ class App:
         self.clock = clock
         self.log = log
         seed = secret[0] << 16 | secret[1] << 8 | secret[2]
-        self.engine = Engine(config, seed, log)
-        if config.sip_auth != "off":
-            self.engine.auth = Auth(config, secret)
+        auth = Auth(config, secret) if config.sip_auth != "off" else None
+        self.engine = Engine(config, seed, log, auth=auth)
         if sip is None:  # the board passes its own W5500 endpoint
             sip = UDPEndpoint(pool, config.sip_host, config.sip_port, config.max_message_size,
                               log)

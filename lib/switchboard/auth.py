@@ -9,7 +9,7 @@ while.
 
 from binascii import hexlify
 
-from switchboard.message import URI, ParseError, address_user, to_tag
+from switchboard.message import address_user, same_uri, to_tag
 from switchboard.ratelimit import Lockout
 
 try:
@@ -43,6 +43,7 @@ def hasher(name):
 
 
 def hexdigest(make, text):
+    """Lower-case hex digest of text (str or bytes) with the hash constructor make."""
     data = text.encode() if isinstance(text, str) else text
     return hexlify(make(data).digest()).decode()
 
@@ -117,6 +118,7 @@ class Auth:
         self.serial = 0
 
     def limits(self):
+        """Use and limit of auth's bounded tables: {name: (use, limit)}."""
         return {"nonces": (len(self.counts), MAX_NONCES),
                 "failing_sources": (len(self.failing), MAX_FAILING)}
 
@@ -160,16 +162,16 @@ class Auth:
 
     def _consume(self, req):
         """Credentials for our realm stop here (RFC 3261 §22.3): the callee never sees them."""
-        kept = []
-        for h in req.headers:
-            if h[0] == "proxy-authorization":
-                c = parse_credentials(h[2])
-                if c is None or c.get("realm") == self.realm:
-                    continue
-            kept.append(h)
-        req.headers = kept
+        realm = self.realm
+
+        def other_realm(value):
+            c = parse_credentials(value)
+            return c is not None and c.get("realm") != realm
+
+        req.remove("proxy-authorization", unless=other_realm)
 
     def challenges(self, header, now, stale):
+        """One challenge header per offered algorithm, sharing a fresh nonce."""
         nonce = self.nonce(now)
         out = []
         for label, _ in self.algorithms:
@@ -226,7 +228,7 @@ class Auth:
             return "stale"  # not ours (an old boot's): ask again
         if age > NONCE_LIFETIME or age < 0:
             return "stale"
-        if not _same_uri(creds.get("uri", ""), req.uri):
+        if not same_uri(creds.get("uri", ""), req.uri):
             return "wrong"
         ha1 = self.ha1.get((user, label))
         ha2 = hexdigest(make, "%s:%s" % (req.method, creds.get("uri", "")))
@@ -260,13 +262,3 @@ class Auth:
                 self.counts.pop(self.order.pop(0), None)
         self.counts[nonce] = count
 
-
-def _same_uri(a, b):
-    if a == b:
-        return True
-    try:
-        ua, ub = URI(a), URI(b)
-    except ParseError:
-        return False
-    return (ua.scheme, ua.user, ua.host, ua.port or 5060) == (ub.scheme, ub.user, ub.host,
-                                                              ub.port or 5060)

@@ -1,18 +1,25 @@
 """The engine: the sans-I/O entry point of Switchboard.
 
 `receive(datagram, source, now)` and `tick(now)` return the datagrams to send as
-[(bytes, (ip, port))]; `now` is integer milliseconds from the caller's clock.
-Validation of requests (RFC 3261 §8.2, §16.3), the server side of transactions
-(§17.2) and the local answers (REGISTER, OPTIONS) live here; routing and the
-response context live in proxy.py. Nothing raises out of receive() or tick().
+[(bytes, (ip, port))]; `now` is integer milliseconds from the caller's clock. Each entry
+point makes its own output list and hands it down (no shared output state), so any future
+entry point (a dashboard action, a trunk timer) returns its datagrams the same way.
+
+The path of a datagram: size and keepalive checks, parse (message.py), then a response
+goes to the proxy's client transactions; a request is validated (RFC 3261 §8.2, §16.3),
+matched to its server transaction (transaction.py) or given a new one, checked by the auth
+hook, and answered here (REGISTER through the registrar, OPTIONS and errors to us) or
+handed to the proxy (proxy.py), which asks the router (router.py) where it goes. Nothing
+raises out of receive() or tick(); a MemoryError is answered 503 when it can be, collected,
+counted and logged.
 """
 
-from switchboard import VERSION
+import gc
+
 from switchboard.calls import Calls
 from switchboard.location import Location
 from switchboard.message import (
     URI,
-    Message,
     ParseError,
     Via,
     check_request,
@@ -23,27 +30,30 @@ from switchboard.message import (
     set_param,
     to_tag,
 )
-from switchboard.proxy import Proxy, fnv, is_ip, reply_address
+from switchboard.proxy import SERVER, Proxy, reply_address  # noqa: F401 (SERVER: for app.py)
 from switchboard.ratelimit import RateLimit
 from switchboard.registrar import Registrar
+from switchboard.router import Here, Router
 from switchboard.transaction import (
-    COMPLETED,
-    LINGER,
-    T1,
+    INVITE_SERVER,
+    NON_INVITE_SERVER,
+    REQUEST,
     ServerTransaction,
     TransactionTable,
     server_key,
+    sibling_key,
 )
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, PRACK, UPDATE, INFO, MESSAGE, " \
         "SUBSCRIBE, NOTIFY, REFER, PUBLISH"
-SERVER = "Switchboard/" + VERSION
 COUNTERS = ("received", "sent", "requests", "responses", "parse_errors", "dropped", "oversize",
             "retransmitted", "answered_4xx", "answered_5xx", "internal_errors", "keepalives",
-            "rate_limited")
+            "rate_limited", "memory_errors")
 MAX_VIAS = 70  # no request passed more proxies than Max-Forwards allows
 MAX_ID = 256  # longest Call-ID or tag we keep (RFC 3261 sets none; real ones are < 100)
 REQUIRED = (("from", "From"), ("to", "To"), ("call-id", "Call-ID"), ("cseq", "CSeq"))
+HOUSEKEEPING_MS = 1000  # how often lingering transactions, bindings and idle calls expire
+RETRY_AFTER_FULL = "5"  # seconds, in the 503 for a full transaction table or no memory
 
 
 def _quiet(level, text):
@@ -53,182 +63,217 @@ def _quiet(level, text):
 def _options(req, name):
     """The option tags of every Proxy-Require or Require line of req."""
     out = []
-    for h in req.headers:
-        if h[0] == name:
-            for tag in h[2].split(","):
-                tag = tag.strip()
-                if tag and tag not in out:
-                    out.append(tag)
+    for value in req.values(name):
+        for tag in value.split(","):
+            tag = tag.strip()
+            if tag and tag not in out:
+                out.append(tag)
     return out
 
 
 class Engine:
-    def __init__(self, config, seed=0, log=None):
+    """Switchboard's SIP core: registrar, stateful proxy and call records, sans I/O.
+
+    config: a Config; seed: per-boot randomness for tags and branches; log(level, text);
+    auth: the auth hook, auth(engine, request, source, now) -> None to let the request
+    through, or (status, reason, [(header, value)]) to answer it (auth.Auth); location,
+    calls, router, here: injected for sharing or testing, made from config when None.
+    """
+
+    def __init__(self, config, seed=0, log=None, auth=None, location=None, calls=None,
+                 router=None, here=None):
         self.config = config
         self.log = log or _quiet
-        self.seed = "%06x" % (seed & 0xFFFFFF)
-        self.serial = 0
         self.counters = {}
         for name in COUNTERS:
             self.counters[name] = 0
-        self.location = Location(config.max_bindings, config.max_contacts_per_aor)
+        self.here = here or Here(config)
+        self.location = location or Location(config.max_bindings, config.max_contacts_per_aor)
         self.registrar = Registrar(config, self.location, self.log)
-        self.calls = Calls(config.max_calls, config.call_history, config.call_idle_timeout * 1000,
-                           self.log)
-        self.txns = TransactionTable(config.max_transactions)
+        self.calls = calls or Calls(config.max_calls, config.call_history,
+                                    config.call_idle_timeout * 1000, self.log)
+        self.txns = TransactionTable(config.max_transactions, config.timer_c * 1000)
         self.ratelimit = None
         if config.rate_limit:
             self.ratelimit = RateLimit(config.rate_limit, config.rate_burst,
                                        config.rate_block * 1000, config.max_sources)
-        self.proxy = Proxy(self)
-        self.auth = None  # hook: auth(engine, request, source, now) -> None or (code, reason, hdrs)
-        self.out = []
+        self.router = router or Router(config, self.here, self.location)
+        self.auth = auth
+        self.proxy = Proxy(config, self.here, self.txns, self.router, self.calls,
+                           self.counters, seed)
         self.housekeeping = 0
-        self.set_address(config.sip_address or "127.0.0.1", config.sip_port)
 
     def set_address(self, address, port):
         """Our address as phones reach it (Via, Record-Route); called again when DHCP changes it."""
-        self.address = address
-        self.port = port
-        self.sent_by = "%s:%d" % (address, port)
-        self.record_route = "<sip:%s;lr>" % self.sent_by
-        self.hosts = [address.lower(), "localhost"]
-        bind = self.config.sip_host
-        if bind and bind != "0.0.0.0":
-            self.hosts.append(bind.lower())
-        self.domain = (self.config.sip_domain or address).lower()
+        self.here.set(address, port)
 
-    def new_id(self):
-        self.serial += 1
-        return "%s%x" % (self.seed, self.serial)
+    @property
+    def address(self):
+        """Our IP address as phones reach it."""
+        return self.here.address
 
-    def count(self, name):
-        self.counters[name] += 1
+    @property
+    def port(self):
+        """Our SIP port."""
+        return self.here.port
 
-    def send(self, data, dest):
-        self.out.append((data, dest))
-        self.counters["sent"] += 1
+    @property
+    def sent_by(self):
+        """host:port in our Via and Record-Route."""
+        return self.here.sent_by
 
-    def is_local(self, uri):
-        """Is uri one of ours: our address (and port) or a domain name (we resolve no names)?"""
-        if uri.scheme not in ("sip", "sips"):
-            return False
-        host = uri.host
-        if host in self.hosts or host == self.domain:
-            return uri.port is None or uri.port == self.port
-        return not is_ip(host)
+    @property
+    def domain(self):
+        """The SIP domain of our users (SIP_DOMAIN, else our address)."""
+        return self.here.domain
 
     # entry points --------------------------------------------------------
     def receive(self, data, source, now):
-        out = self.out = []
+        """Handle one datagram from source; return [(bytes, (ip, port))] to send."""
+        out = []
         self.counters["received"] += 1
         if self.ratelimit is not None and not self.ratelimit.allow(source[0], now):
             self.counters["rate_limited"] += 1
             return out
+        msg = None
         try:
-            self._receive(data, source, now)
+            msg = self._parse(data, source, out)
+            if msg is not None:
+                self._handle(msg, source, now, out)
+        except MemoryError:
+            self._out_of_memory("datagram from %s:%s" % (source[0], source[1]), msg, source,
+                                now, out)
         except Exception as e:  # never raise out of the engine: count and drop
             self.counters["internal_errors"] += 1
             self.log("error", "internal error on datagram from %s:%s: %r"
                      % (source[0], source[1], e))
-        self.out = []
+            txn = self._unanswered(msg)
+            if txn is not None:
+                self.txns.drop(txn)  # it would hold a place in the table for ever
+        self.counters["sent"] += len(out)
         return out
 
     def tick(self, now):
-        out = self.out = []
+        """Run the timers that are due; return [(bytes, (ip, port))] to send."""
+        out = []
         try:
-            for txn in self.txns.due(now):
-                self.proxy.timer(txn, now)
+            self.proxy.tick(now, out)
             if now >= self.housekeeping:
-                self.housekeeping = now + 1000
+                self.housekeeping = now + HOUSEKEEPING_MS
                 self.txns.expire(now)
                 for user, b in self.location.purge(now):
                     self.log("info", "expired %s contact=<%s>" % (user, b.uri))
                 self.calls.expire(now)
+        except MemoryError:
+            self._out_of_memory("timers", None, None, now, out)
         except Exception as e:
             self.counters["internal_errors"] += 1
             self.log("error", "internal error in timers: %r" % (e,))
-        self.out = []
+        self.counters["sent"] += len(out)
         return out
 
     def next_due(self, now):
         """Milliseconds until tick() has work (for the loop's idle wait)."""
         due = self.housekeeping
-        if self.txns.next_due is not None and self.txns.next_due < due:
-            due = self.txns.next_due
+        for other in (self.txns.next_due, self.proxy.next_due()):
+            if other is not None and other < due:
+                due = other
         return max(0, due - now)
 
+    def _out_of_memory(self, where, msg, source, now, out):
+        """Never silent: collect, count, log, and answer the request 503 if we can (on its
+        transaction when one was made for it, so that the transaction ends too)."""
+        gc.collect()
+        self.counters["memory_errors"] += 1
+        self.log("error", "out of memory handling %s" % where)
+        if msg is None or msg.method in (None, "ACK"):
+            return
+        try:
+            retry = [("Retry-After", RETRY_AFTER_FULL)]
+            txn = self._unanswered(msg)
+            via = msg.top_via()
+            if txn is not None:
+                self.proxy.answer(out, msg, 503, "Service Unavailable", retry, txn, now=now)
+            elif via is not None:
+                self.proxy.answer(out, msg, 503, "Service Unavailable", retry,
+                                  dest=reply_address(via, source))
+        except MemoryError:
+            gc.collect()
+
+    def _unanswered(self, msg):
+        """The server transaction made for request msg and not answered yet, or None."""
+        if msg is None or msg.method in (None, "ACK", "CANCEL"):
+            return None
+        via = msg.top_via()
+        if via is None:
+            return None
+        try:
+            txn = self.txns.get(server_key(msg, via))
+        except Exception:  # a request too broken to have a key never got a transaction
+            return None
+        if txn is None or txn.kind < INVITE_SERVER or txn.status or txn.request is not msg:
+            return None
+        return txn
+
     # requests ------------------------------------------------------------
-    def _receive(self, data, source, now):
+    def _parse(self, data, source, out):
+        """The Message in data, or None when it was handled already (dropped, a keepalive,
+        or answered 400 because it does not parse)."""
         if len(data) > self.config.max_message_size:
             self.counters["oversize"] += 1
             self.counters["dropped"] += 1
             self.log("debug", "dropped %d-byte datagram from %s" % (len(data), source[0]))
-            return
+            return None
         if not data.strip(b"\r\n"):
             self.counters["keepalives"] += 1
             if data == b"\r\n\r\n":
-                self.send(b"\r\n", source)  # RFC 5626 §4.4.1 keepalive pong
-            return
+                out.append((b"\r\n", source))  # RFC 5626 §4.4.1 keepalive pong
+            return None
         try:
-            msg = parse(data)
+            return parse(data)
         except ParseError as e:
             self.counters["parse_errors"] += 1
             m = e.message
             if m is not None and m.method is not None and m.method != "ACK":
-                self._reject(m, source, e.code, e.reason)
+                self._answer_bad_request(m, source, e.code, e.reason, out)
             else:
                 self.counters["dropped"] += 1
             self.log("debug", "bad message from %s: %s" % (source[0], e.reason))
-            return
+            return None
+
+    def _handle(self, msg, source, now, out):
         if msg.method is None:
             self.counters["responses"] += 1
-            self.proxy.response(msg, now)
+            self.proxy.response(msg, now, out)
             return
         self.counters["requests"] += 1
-        self._request(msg, source, now)
+        self._request(msg, source, now, out)
 
-    def _reject(self, req, source, code, reason):
+    def _answer_bad_request(self, req, source, status, reason, out):
         """Answer a request that failed validation, statelessly. It goes where the top Via
         says (RFC 3581: the source address), or straight back to the source when that Via is
         itself invalid; a request without any Via is dropped."""
-        value = req.first_value("via")
-        if not value:
+        if not req.first_value("via"):
             self.counters["dropped"] += 1
             return
-        try:
-            dest = reply_address(Via(value), source)
-        except ParseError:
-            dest = source
-        # only our neighbour's Via: an answer to junk must not grow with the junk
-        first = [h for h in req.headers if h[0] == "via"][:1]
-        if first:
-            first[0][2] = req.first_value("via")
-        req.headers = [h for h in req.headers if h[0] != "via" or h is first[0]]
-        self.stateless_reply(req, code, reason, dest)
+        via = req.top_via()
+        dest = source if via is None else reply_address(via, source)
+        req.keep_top_via_only()  # only our neighbour's Via: the answer must not grow with junk
+        self.proxy.answer(out, req, status, reason, dest=dest)
 
-    def _request(self, req, source, now):
+    def _request(self, req, source, now, out):
         value = req.first_value("via")
         if value is None:
             self.counters["dropped"] += 1
             return
         try:
             via = Via(value)
-            problem = self._check(req)
+            ruri = self._validate(req)
         except ParseError as e:
-            via = None
-            problem = e.reason
-        if via is None:  # an address we cannot answer by: the answer goes to the source
+            # a bad Via too: the answer goes to the source (see _answer_bad_request)
             if req.method != "ACK":
                 self.counters["parse_errors"] += 1
-                self._reject(req, source, 400, problem)
-            else:
-                self.counters["dropped"] += 1
-            return
-        if problem:
-            if req.method != "ACK":
-                self.counters["parse_errors"] += 1
-                self._reject(req, source, 400, problem)
+                self._answer_bad_request(req, source, 400, e.reason, out)
             else:
                 self.counters["dropped"] += 1
             return
@@ -237,160 +282,104 @@ class Engine:
         if via.param("rport") is not None:
             params = set_param(params, "rport", str(source[1]))
         via.params = params
-        req.set_first_value("via", via.text())
+        req.replace_top_via(via)
         key = server_key(req, via)
         reply_to = reply_address(via, source)
         if req.method == "ACK":
-            self.proxy.ack(req, via, key, now)
+            self.proxy.ack(req, via, key, now, out)
             return
         if req.method == "CANCEL":
-            self.proxy.cancel(req, key[:key.rfind("|")] + "|INVITE", reply_to, now)
+            self.proxy.cancel(req, sibling_key(key, "INVITE"), reply_to, now, out)
             return
         txn = self.txns.get(key)
         if txn is not None:
             self.counters["retransmitted"] += 1
-            if isinstance(txn, ServerTransaction) and txn.last is not None:
-                self.send(txn.last, txn.source)
+            if txn.kind in (INVITE_SERVER, NON_INVITE_SERVER):
+                for action in self.txns.handle(txn, REQUEST, now):
+                    out.append((action[1], action[2]))
             return
         txn = ServerTransaction(key, req, reply_to, now)
         if not self.txns.add(txn):
-            self.stateless_reply(req, 503, "Service Unavailable", reply_to, [("Retry-After", "5")])
+            self.proxy.answer(out, req, 503, "Service Unavailable",
+                              [("Retry-After", RETRY_AFTER_FULL)], dest=reply_to)
             return
         if req.method == "INVITE":
-            self.respond(txn, self._response(req, 100, "Trying"), now)
+            self.proxy.answer(out, req, 100, "Trying", (), txn, now=now)
         if self.auth is not None:
             answer = self.auth(self, req, source, now)
             if answer:
-                self.reply(txn, answer[0], answer[1], answer[2], now)
+                self.proxy.answer(out, req, answer[0], answer[1], answer[2], txn, now=now)
                 return
-        self._dispatch(txn, req, source, now)
+        self._dispatch(txn, req, ruri, source, now, out)
 
-    def _check(self, req):
-        """Why req cannot be processed (a 400 reason phrase), or None."""
+    def _validate(self, req):
+        """The parsed Request-URI of req; ParseError (reason for the 400) when req cannot be
+        processed. Normalises Max-Forwards (at most 255)."""
         for lname, name in REQUIRED:
             if not (req.get(lname) or "").strip():
-                return "Missing " + name
+                raise ParseError("Missing " + name)
         problem = check_request(req)
         if problem:
-            return problem
-        try:
-            for lname in ("from", "to"):
-                parse_name_addr(req.get(lname))
-            number, method = req.cseq()
-            req.ruri = URI(req.uri)
-        except ParseError as e:
-            return e.reason
+            raise ParseError(problem)
+        for lname in ("from", "to"):
+            parse_name_addr(req.get(lname))
+        number, method = req.cseq()
+        ruri = URI(req.uri)
         if method != req.method:
-            return "CSeq method does not match"
-        if "<" in req.uri or ">" in req.uri or (req.ruri.scheme in ("sip", "sips")
-                                                and not req.ruri.host):
-            return "Malformed Request-URI"
-        if len(req.values("via")) > MAX_VIAS:
-            return "Too many Via values"
+            raise ParseError("CSeq method does not match")
+        if "<" in req.uri or ">" in req.uri or (ruri.scheme in ("sip", "sips")
+                                                and not ruri.host):
+            raise ParseError("Malformed Request-URI")
+        if req.via_count() > MAX_VIAS:
+            raise ParseError("Too many Via values")
         if len(req.get("call-id")) > MAX_ID:
-            return "Call-ID too long"
+            raise ParseError("Call-ID too long")
         for lname, name in (("from", "From"), ("to", "To")):
             tag = param(parse_name_addr(req.get(lname))[2], "tag")
             if tag is not None and len(tag) > MAX_ID:
-                return name + " tag too long"
+                raise ParseError(name + " tag too long")
         hops = req.get("max-forwards")
         if hops is not None:
             hops = hops.strip()
             if not digits(hops) or len(hops) > 10:
-                return "Malformed Max-Forwards"
+                raise ParseError("Malformed Max-Forwards")
             req.set("Max-Forwards", str(min(int(hops), 255)))
-        return None
+        return ruri
 
-    def _dispatch(self, txn, req, source, now):
-        ruri = req.ruri
+    def _dispatch(self, txn, req, ruri, source, now, out):
+        """REGISTER to the registrar, OPTIONS and other requests to us answered here, the
+        rest to the proxy."""
         method = req.method
+        local = self.here.is_local(ruri)
         # §16.3 step 5: we support no extension a proxy must understand; as the registrar
         # (and for requests to the server itself) we are the UAS, so Require counts too (§8.2.2.3)
-        local = self.is_local(ruri) and not req.values("route") and (
-            method == "REGISTER" or not ruri.user)
         unsupported = _options(req, "proxy-require")
-        if local:
+        if local and not req.values("route") and (method == "REGISTER" or not ruri.user):
             unsupported += _options(req, "require")
         if unsupported:
-            self.reply(txn, 420, "Bad Extension", [("Unsupported", ", ".join(unsupported))], now)
+            self.proxy.answer(out, req, 420, "Bad Extension",
+                              [("Unsupported", ", ".join(unsupported))], txn, now=now)
             return
-        if method == "REGISTER" and (self.is_local(ruri) or not req.values("route")):
-            if not self.is_local(ruri):
-                self.reply(txn, 403, "Forbidden: not our domain", [], now)
+        if method == "REGISTER" and (local or not req.values("route")):
+            if not local:
+                self.proxy.answer(out, req, 403, "Forbidden: not our domain", (), txn, now=now)
                 return
             status, reason, headers = self.registrar.register(req, source, now)
-            self.reply(txn, status, reason, headers, now)
+            self.proxy.answer(out, req, status, reason, headers, txn, now=now)
             return
-        if not ruri.user and self.is_local(ruri) and not req.values("route"):
+        if not ruri.user and local and not req.values("route"):
             if method == "OPTIONS":
-                self.reply(txn, 200, "OK", [("Allow", ALLOW), ("Accept", "application/sdp")],
-                           now)
+                self.proxy.answer(out, req, 200, "OK",
+                                  [("Allow", ALLOW), ("Accept", "application/sdp")], txn,
+                                  now=now)
             elif to_tag(req) is not None:
-                self.reply(txn, 481, "Call/Transaction Does Not Exist", [], now)
+                self.proxy.answer(out, req, 481, "Call/Transaction Does Not Exist", (), txn,
+                                  now=now)
             else:
-                self.reply(txn, 405, "Method Not Allowed", [("Allow", ALLOW)], now)
+                self.proxy.answer(out, req, 405, "Method Not Allowed", [("Allow", ALLOW)],
+                                  txn, now=now)
             return
-        self.proxy.route(txn, req, now)
-
-    # responses we make -----------------------------------------------------
-    def _response(self, req, status, reason, headers=(), tag=None):
-        """A response to req (§8.2.6): Via, From, To (with our tag), Call-ID, CSeq copied."""
-        r = Message()
-        r.status = status
-        r.reason = reason
-        for h in req.headers:
-            name = h[0]
-            if name in ("via", "from", "call-id", "cseq"):
-                r.headers.append(list(h))
-            elif name == "to":
-                value = h[2]
-                if status > 100 and tag and ";tag=" not in value.replace(" ", "").lower():
-                    value = value + ";tag=" + tag
-                r.headers.append([name, h[1], value])
-        for name, value in headers:
-            r.add(name, value)
-        r.add("Server", SERVER)
-        return r
-
-    def reply(self, txn, status, reason, headers, now):
-        """Answer txn's request ourselves."""
-        r = self._response(txn.request, status, reason, headers, "sb" + self.new_id())
-        self.respond(txn, r, now)
-
-    def respond(self, txn, resp, now):
-        """Send resp on server transaction txn; a final one finishes the transaction."""
-        status = resp.status
-        data = resp.to_bytes()
-        txn.last = data
-        self.send(data, txn.source)
-        if txn.call is not None:
-            self.calls.progress(txn.call, status, resp.body, now)
-        if status < 200 or txn.status:
-            return  # provisional, or a further 2xx of a forked INVITE
-        txn.status = status
-        txn.request = None
-        txn.best = None
-        self._count_answer(status)
-        if txn.method == "INVITE" and status >= 300:
-            txn.state = COMPLETED  # Timer G retransmits until the ACK, Timer H gives up
-            txn.interval = T1
-            txn.due = now + T1
-            txn.give_up = now + LINGER
-            self.txns.wake(txn.due)
-        else:
-            txn.state = COMPLETED
-            self.txns.finish(txn, now)
-
-    def stateless_reply(self, req, status, reason, dest, headers=()):
-        tag = "sb%08x" % (fnv(req.get("call-id") or "") ^ status)
-        self.send(self._response(req, status, reason, headers, tag).to_bytes(), dest)
-        self._count_answer(status)
-
-    def _count_answer(self, status):
-        if status >= 500:
-            self.counters["answered_5xx"] += 1
-        elif status >= 400:
-            self.counters["answered_4xx"] += 1
+        self.proxy.request(txn, req, now, out)
 
     # state for the dashboard -----------------------------------------------
     def registrations(self, now):
@@ -411,8 +400,8 @@ class Engine:
 
     def active_calls(self, now):
         """Calls in progress, oldest first."""
-        calls = [self.calls.active[k] for k in sorted(self.calls.active)]
-        calls.sort(key=lambda c: c.started)
+        calls = list(self.calls.active.values())
+        calls.sort(key=lambda c: (c.started, c.call_id))  # no stable sort on MicroPython
         return [c.as_dict(now) for c in calls]
 
     def call_history(self, now):
@@ -420,6 +409,7 @@ class Engine:
         return [c.as_dict(now) for c in reversed(self.calls.history)]
 
     def table_use(self):
+        """How many entries each bounded table holds now."""
         use = {"bindings": self.location.count, "transactions": self.txns.busy(),
                "calls": len(self.calls.active), "history": len(self.calls.history)}
         if self.ratelimit is not None:
@@ -440,16 +430,7 @@ class Engine:
         return out
 
     def blocked_sources(self, now):
+        """Source addresses the flood limit blocks now, with the seconds left."""
         if self.ratelimit is None:
             return []
         return [{"address": ip, "seconds_left": left} for ip, left in self.ratelimit.blocked(now)]
-
-    def snapshot(self, now):
-        """Registrations, calls, history, counters and limits as plain data (read-only copy)."""
-        counters = {}
-        for name in COUNTERS:
-            counters[name] = self.counters[name]
-        return {"registrations": self.registrations(now), "calls": self.active_calls(now),
-                "history": self.call_history(now), "counters": counters,
-                "limits": self.config.limits(), "use": self.table_use(),
-                "address": self.sent_by, "domain": self.domain}

@@ -7,6 +7,8 @@ table refuses new bindings instead of growing.
 
 
 class Binding:
+    """One contact of an address-of-record: where to reach it and until when."""
+
     __slots__ = ("uri", "source", "expires_at", "call_id", "cseq", "since", "user_agent",
                  "instance", "q")
 
@@ -23,6 +25,8 @@ class Binding:
 
 
 class Location:
+    """user -> [Binding], bounded by max_bindings in all and max_per_aor per user."""
+
     def __init__(self, max_bindings, max_per_aor):
         self.max_bindings = max_bindings
         self.max_per_aor = max_per_aor
@@ -33,30 +37,37 @@ class Location:
         """Live bindings of user, best q first (stable)."""
         live = [b for b in self.table.get(user, ()) if b.expires_at > now]
         if len(live) > 1:
-            live.sort(key=lambda b: -b.q)
+            # MicroPython's sort is not stable: the position breaks ties explicitly
+            order = [(-live[i].q, i) for i in range(len(live))]
+            order.sort()
+            live = [live[i] for _, i in order]
         return live
 
     def users(self):
+        """Every user with bindings, sorted."""
         return sorted(self.table)
 
     def find_uri(self, uri):
-        """The binding whose contact URI is uri (to reach a phone behind NAT), or None."""
+        """The binding whose contact URI is uri (to reach a phone behind NAT), or None;
+        when two users share it, the first user in sorted order wins (never dict order)."""
+        found = None
+        found_user = None
         for user in self.table:
             for b in self.table[user]:
                 if b.uri == uri:
-                    return b
-        return None
+                    if found_user is None or user < found_user:
+                        found, found_user = b, user
+                    break
+        return found
 
     def remove(self, user, binding):
+        """Drop one binding of user (nothing when it is not there)."""
         bindings = self.table.get(user)
         if bindings and binding in bindings:
             bindings.remove(binding)
             self.count -= 1
             if not bindings:
                 del self.table[user]
-
-    def remove_all(self, user):
-        self.count -= len(self.table.pop(user, ()))
 
     def add(self, user, binding):
         """Add a binding; False when a limit is reached."""
@@ -79,11 +90,3 @@ class Location:
                     gone.append((user, b))
                     self.remove(user, b)
         return gone
-
-    def next_expiry(self):
-        soonest = None
-        for bindings in self.table.values():
-            for b in bindings:
-                if soonest is None or b.expires_at < soonest:
-                    soonest = b.expires_at
-        return soonest

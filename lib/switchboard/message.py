@@ -32,7 +32,7 @@ class ParseError(Exception):
     """Bad input. reason is a short phrase for the 400 response; message is what parsed."""
 
     def __init__(self, reason, message=None, code=400):
-        Exception.__init__(self, reason)
+        super().__init__(reason)
         self.reason = reason
         self.message = message
         self.code = code
@@ -49,6 +49,7 @@ def digits(text):
 
 
 def is_token(text):
+    """True for a non-empty RFC 3261 token."""
     if not text:
         return False
     for ch in text:
@@ -57,19 +58,46 @@ def is_token(text):
     return True
 
 
+def fnv_halves(text):
+    """FNV-1a over text's UTF-8 bytes, 32 bits, as (high 16 bits, low 16 bits).
+
+    The product by the FNV prime 0x01000193 (2**24 + 403) is done in 16-bit halves so that
+    no intermediate value reaches 2**30: every step stays a small int on a 32-bit VM, where
+    the plain formula would allocate a long int per byte.
+    """
+    hi = 0x811C
+    lo = 0x9DC5
+    for b in text.encode():
+        lo ^= b
+        low = lo * 403  # < 2**25
+        hi = (hi * 403 + ((lo & 0xFF) << 8) + (low >> 16)) & 0xFFFF  # < 2**26 before the mask
+        lo = low & 0xFFFF
+    return hi, lo
+
+
+def fnv(text, mix=0):
+    """FNV-1a (32 bits) of text as 8 hex digits, the same on every interpreter (unlike hash()).
+
+    mix (< 65536) is XORed into the low half first: `fnv(t, m)` is "%08x" % (FNV(t) ^ m).
+    """
+    hi, lo = fnv_halves(text)
+    return "%04x%04x" % (hi, lo ^ mix)
+
+
 class Message:
-    """A request (method set) or a response (status set)."""
+    """A request (method set) or a response (status set), with its headers in received order.
+
+    Other modules read and edit headers only through these methods (get, values, add, set,
+    remove, top_via, pop_via, push_via, max_forwards, ...); the list layout is private here.
+    """
 
     def __init__(self):
         self.method = None
         self.uri = ""
         self.status = 0
         self.reason = ""
-        self.headers = []  # [lower-case full name, "Name: " as received, value]
+        self.headers = []  # private: [lower-case full name, "Name: " as received, value]
         self.body = b""
-
-    def is_request(self):
-        return self.method is not None
 
     # header access -------------------------------------------------------
     def get(self, name):
@@ -90,7 +118,12 @@ class Message:
                     out.append(h[2])
         return out
 
+    def names(self):
+        """The lower-case full names of the header lines, in order."""
+        return [h[0] for h in self.headers]
+
     def add(self, name, value, first=False):
+        """Add a header line; first=True puts it above the lines of the same name (or on top)."""
         entry = [name.lower(), name + ": ", value]
         if first:
             # before the first header of the same name, or at the very top
@@ -118,8 +151,10 @@ class Message:
         if not found:
             self.add(name, value)
 
-    def remove(self, name):
-        self.headers = [h for h in self.headers if h[0] != name]
+    def remove(self, name, unless=None):
+        """Drop every line of header name (lower case); unless(value) True keeps a line."""
+        self.headers = [h for h in self.headers
+                        if h[0] != name or (unless is not None and unless(h[2]))]
 
     def set_first_value(self, name, value):
         """Replace (value) or remove (None) the first value of a list header."""
@@ -137,6 +172,7 @@ class Message:
                 return
 
     def first_value(self, name):
+        """The first value of a (list) header, or None."""
         for h in self.headers:
             if h[0] == name:
                 parts = split_commas(h[2])
@@ -156,7 +192,86 @@ class Message:
             raise ParseError("CSeq out of range")
         return number, parts[1]
 
+    # Via, Max-Forwards, Route ---------------------------------------------
+    def top_via(self):
+        """The top Via value parsed, or None when there is none or it does not parse."""
+        value = self.first_value("via")
+        if value is None:
+            return None
+        try:
+            return Via(value)
+        except ParseError:
+            return None
+
+    def push_via(self, value):
+        """Put a Via value on top (a proxy's own hop, §16.6 step 8)."""
+        self.add("Via", value, first=True)
+
+    def pop_via(self):
+        """Remove the top Via value (our own, from a response going upstream, §16.7 step 3)."""
+        self.set_first_value("via", None)
+
+    def replace_top_via(self, via):
+        """Write an edited Via back as the top value (received/rport, §18.2.1)."""
+        self.set_first_value("via", via.text())
+
+    def keep_top_via_only(self):
+        """Drop every Via value but the top one (an answer to junk must not grow with it)."""
+        kept = []
+        seen = False
+        for h in self.headers:
+            if h[0] == "via":
+                if seen:
+                    continue
+                seen = True
+                h[2] = split_commas(h[2])[0] if split_commas(h[2]) else h[2]
+            kept.append(h)
+        self.headers = kept
+
+    def via_count(self):
+        """How many Via values the message carries."""
+        return len(self.values("via"))
+
+    def max_forwards(self, default=70):
+        """Max-Forwards as an int (the engine has validated it), default when absent."""
+        value = self.get("max-forwards")
+        return default if value is None else int(value)
+
+    def drop_last_route(self):
+        """Remove the last Route value (a strict router's former Request-URI, §16.4)."""
+        for i in range(len(self.headers) - 1, -1, -1):
+            h = self.headers[i]
+            if h[0] == "route":
+                parts = split_commas(h[2])[:-1]
+                if parts:
+                    h[2] = ", ".join(parts)
+                else:
+                    del self.headers[i]
+                return
+
+    def response(self, status, reason, headers=(), tag=None, server=None):
+        """A response to this request (§8.2.6): Via, From, Call-ID, CSeq copied, To with tag
+        (added on non-100 answers when the To has none), then headers and Server."""
+        r = Message()
+        r.status = status
+        r.reason = reason
+        for h in self.headers:
+            name = h[0]
+            if name in ("via", "from", "call-id", "cseq"):
+                r.headers.append(list(h))
+            elif name == "to":
+                value = h[2]
+                if status > 100 and tag and ";tag=" not in value.replace(" ", "").lower():
+                    value = value + ";tag=" + tag
+                r.headers.append([name, h[1], value])
+        for name, value in headers:
+            r.add(name, value)
+        if server:
+            r.add("Server", server)
+        return r
+
     def copy(self):
+        """An independent copy (headers are copied, the body bytes shared)."""
         m = Message()
         m.method = self.method
         m.uri = self.uri
@@ -167,6 +282,7 @@ class Message:
         return m
 
     def to_bytes(self):
+        """Serialise, with a Content-Length that matches the body."""
         if self.method is not None:
             lines = [self.method + " " + self.uri + " SIP/2.0"]
         else:
@@ -391,6 +507,28 @@ def to_tag(msg):
         return None
 
 
+def uri_key(text):
+    """Comparison key of a URI (§19.1.4, simplified: scheme, user, host, port with 5060 for
+    none); the text itself when it does not parse."""
+    try:
+        u = URI(text)
+    except ParseError:
+        return text
+    return "%s:%s@%s:%s" % (u.scheme, u.user, u.host, u.port or 5060)
+
+
+def same_uri(a, b):
+    """Are URIs a and b equivalent (§19.1.4 as uri_key sees it)? Unparsable ones only if equal."""
+    if a == b:
+        return True
+    try:
+        URI(a)
+        URI(b)
+    except ParseError:
+        return False
+    return uri_key(a) == uri_key(b)
+
+
 class URI:
     """A sip:/sips: URI split into parts; other schemes keep only scheme and text."""
 
@@ -426,6 +564,7 @@ class URI:
         self.host, self.port = split_hostport(rest)
 
     def param(self, name):
+        """A URI parameter's value ("" for a flag, None when absent)."""
         return param(self.params, name)
 
 
@@ -540,12 +679,15 @@ class Via:
                 raise ParseError("Malformed Via rport")
 
     def param(self, name):
+        """A Via parameter's value ("" for a flag, None when absent)."""
         return param(self.params, name)
 
     def branch(self):
+        """The branch parameter, "" when there is none."""
         return param(self.params, "branch") or ""
 
     def text(self):
+        """The Via value written back."""
         host = self.host if self.port is None else "%s:%d" % (self.host, self.port)
         return "%s %s%s" % (self.protocol, host, self.params)
 

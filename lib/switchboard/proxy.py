@@ -1,49 +1,44 @@
-"""The stateful proxy (RFC 3261 §16, §17; RFC 3581).
+"""The stateful proxy's transaction layer (RFC 3261 §16, §17; RFC 3581): Kamailio's tm.
 
-Routes a request (loose routing by Route, location lookup for our users, the
-Request-URI otherwise), forwards it on one client transaction per target
-(parallel forking), and runs the response context: provisional responses are
-relayed at once, the first 2xx wins and cancels the other branches, otherwise
-the best final response is relayed when every branch has finished.
+Owns the server and client transactions (through transaction.py's state machine), the
+response context of each request it forwards, forking and the answers Switchboard gives
+itself. Where a request goes is not decided here: the Router (router.py) maps it to a
+Decision (an answer, or targets forked in parallel as one stage); when a stage ends without
+a 2xx, or its timeout fires, Router.next() gives the next stage (hunt group, forwarding on
+busy or no answer) while the caller keeps hearing the ringing already relayed.
+
+Response context (§16.7): provisional responses are relayed at once; the first 2xx wins and
+cancels the other branches (every 2xx to an INVITE goes upstream); otherwise the best final
+response of the last stage is relayed when it is over (answers from branches of earlier
+stages, cancelled when their stage ended, are ACKed and dropped; their 2xx still go up).
+
+Every method that may send takes `out`, the list of (bytes, (ip, port)) the current entry
+point (Engine.receive or Engine.tick) returns.
 """
 
-from switchboard.message import (
-    URI,
-    Message,
-    ParseError,
-    Via,
-    address_user,
-    is_ipv4,
-    parse_name_addr,
-    split_commas,
-    to_tag,
-)
+from switchboard import VERSION
+from switchboard.message import URI, ParseError, address_user, fnv, is_ipv4, to_tag
 from switchboard.transaction import (
-    COMPLETED,
-    CONFIRMED,
-    LINGER,
-    PROCEEDING,
-    T2,
-    T4,
-    TRYING,
+    ACK,
+    CANCEL,
+    DELIVER,
+    INVITE_CLIENT,
+    INVITE_SERVER,
+    NON_INVITE_CLIENT,
+    SEND,
+    SEND_CANCEL,
+    STRAY_2XX,
+    TIMEOUT,
     ClientTransaction,
-    ServerTransaction,
+    event_for,
+    hop_request,
+    sibling_key,
 )
 
+SERVER = "Switchboard/" + VERSION
 # Methods that create a dialog: the proxy records its route in them.
 DIALOG_METHODS = ("INVITE", "SUBSCRIBE", "REFER", "NOTIFY")
-
-
-def fnv(text):
-    """FNV-1a, 32 bits: the same on every interpreter (unlike hash())."""
-    h = 0x811C9DC5
-    for b in text.encode():
-        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
-    return h
-
-
-# A next hop we cannot send to without a name lookup or IPv6 (docs/architecture.md).
-UNREACHABLE = (502, "Bad Gateway: no route without DNS or IPv6", [])
+CLIENT_KINDS = (INVITE_CLIENT, NON_INVITE_CLIENT)
 
 
 def class_rank(status):
@@ -53,132 +48,190 @@ def class_rank(status):
     return status // 100
 
 
-class Proxy:
-    def __init__(self, engine):
-        self.engine = engine
-        self.txns = engine.txns
-        self.calls = engine.calls
+class Context:
+    """The response context of one request we forward (§16.7): its branches, the best
+    final response so far, the router's plan and the current stage."""
 
-    # requests ------------------------------------------------------------
-    def route(self, server, req, now):
-        """Route a new request that is not addressed to the registrar or to us."""
-        eng = self.engine
+    def __init__(self, server, request):
+        self.server = server  # the ServerTransaction answered upstream
+        self.request = request  # the request as routed, copied for each branch; dropped
+        self.branches = []  # ClientTransactions of this and earlier stages still of use
+        self.best = None  # the best final response received (a Message), or None
+        self.best_status = 0  # its status; 408 when only timeouts ended branches; 0 none
+        self.cancelled = False  # the caller sent CANCEL
+        self.call = None  # the call record an initial INVITE started
+        self.plan = None  # the router's private state for Router.next()
+        self.stage = 0  # the current stage (1 for the first decision's targets)
+        self.stage_due = None  # ms when the stage's timeout fires, None for none
+        self.record = False  # add Record-Route to each branch
+        self.hops = 70  # Max-Forwards of the request received
+        self.prefix = ""  # branch prefix: the loop-detection hash (§16.6 step 8)
+
+    def pending(self, stage=None):
+        """Branches still waiting for a final response (of stage, when given)."""
+        return [b for b in self.branches if b.pending() and (stage is None or b.stage == stage)]
+
+
+class Proxy:
+    """Transactions, forwarding and the response context; answers and relays.
+
+    config: max_message_size and timer_c; here: our address (router.Here); txns: the
+    TransactionTable; router: the routing policy; calls: call records (calls.Calls);
+    counters: the engine's counter dict; seed: makes tags and branches unique per boot.
+    """
+
+    def __init__(self, config, here, txns, router, calls, counters, seed=0):
+        self.config = config
+        self.here = here
+        self.txns = txns
+        self.router = router
+        self.calls = calls
+        self.counters = counters
+        self.seed = "%06x" % (seed & 0xFFFFFF)
+        self.serial = 0
+        self.staged = []  # contexts whose stage has a timeout running
+
+    def new_id(self):
+        """A token unique within this boot (tags, branches)."""
+        self.serial += 1
+        return "%s%x" % (self.seed, self.serial)
+
+    # answering -------------------------------------------------------------
+    def answer(self, out, req, status, reason, headers=(), txn=None, dest=None, now=0):
+        """Answer req ourselves: on its server transaction txn (stateful), or, without one,
+        statelessly to dest (tag derived from Call-ID and status, so a retransmission gets
+        the same answer). The only way Switchboard makes a response of its own."""
+        if txn is not None:
+            tag = "sb" + self.new_id() if status > 100 else None
+            resp = txn.request.response(status, reason, headers, tag, SERVER)
+            self._send(txn, resp, now, out, txn.context)
+            return
+        tag = "sb" + fnv(req.get("call-id") or "", status)
+        out.append((req.response(status, reason, headers, tag, SERVER).to_bytes(), dest))
+        self._count_answer(status)
+
+    def _send(self, txn, resp, now, out, ctx):
+        """Send resp (ours or relayed) on server transaction txn."""
+        status = resp.status
+        first_final = status >= 200 and not txn.status
+        for action in self.txns.send_response(txn, status, resp.to_bytes(), now):
+            out.append((action[1], action[2]))
+        if ctx is not None:
+            if ctx.call is not None:
+                self.calls.progress(ctx.call, status, resp.body, now)
+            if first_final:
+                ctx.request = None
+                ctx.stage_due = None
+        if first_final:
+            self._count_answer(status)
+
+    def _count_answer(self, status):
+        if status >= 500:
+            self.counters["answered_5xx"] += 1
+        elif status >= 400:
+            self.counters["answered_4xx"] += 1
+
+    def relay(self, ctx, resp, now, out):
+        """Send a downstream response upstream on ctx's server transaction: our Via off."""
+        resp.pop_via()
+        self._send(ctx.server, resp, now, out, ctx)
+
+    def _stateless_relay(self, resp, out):
+        """A 2xx no branch waits for (retransmitted, §16.7 step 5): by its next Via."""
+        resp.pop_via()
+        via = resp.top_via()
+        dest = None if via is None else response_address(via)
+        if dest is None:
+            self.counters["dropped"] += 1
+            return
+        out.append((resp.to_bytes(), dest))
+
+    # requests ----------------------------------------------------------------
+    def request(self, txn, req, now, out):
+        """Route and forward a new request that is not for the registrar or for us."""
         method = req.method
         in_dialog = to_tag(req) is not None
-        targets = self.targets(req, now)
-        if isinstance(targets, tuple):
-            if method == "INVITE" and not in_dialog:
-                self._start_call(server, req, now)
-            eng.reply(server, targets[0], targets[1], targets[2], now)
+        caller = address_user(req.get("from"))
+        decision = self.router.route(req, now, caller)
+        ctx = Context(txn, req)
+        txn.context = ctx
+        initial_invite = method == "INVITE" and not in_dialog
+        if decision.status:
+            if initial_invite:
+                self._start_call(ctx, req, decision, caller, now)
+            self.answer(out, req, decision.status, decision.reason, decision.headers, txn,
+                        now=now)
             return
-        if method == "INVITE" and not in_dialog:
+        if initial_invite:
             if self.calls.full():
-                eng.reply(server, 503, "Service Unavailable", [("Retry-After", "30")], now)
+                self.answer(out, req, 503, "Service Unavailable", [("Retry-After", "30")], txn,
+                            now=now)
                 return
-            self._start_call(server, req, now)
+            self._start_call(ctx, req, decision, caller, now)
         elif in_dialog:
             self.calls.in_dialog(req.get("call-id"), method, req.body, now)
-        record = method in DIALOG_METHODS and not in_dialog
-        self.forward(server, req, targets, record, now)
-
-    def _start_call(self, server, req, now):
-        caller = address_user(req.get("from"))
-        callee = address_user(req.get("to")) or req.ruri.user
-        server.call = self.calls.start(req.get("call-id"), caller, callee, req.body, now)
-
-    def targets(self, req, now):
-        """[(uri, dest)] to forward req to, or (status, reason, headers) to answer with."""
-        eng = self.engine
-        routes = req.values("route")
-        ruri = req.ruri
-        if routes and not ruri.user and eng.is_local(ruri):
-            # the previous hop is a strict router: our URI stands in the Request-URI (§16.4)
-            try:
-                last = parse_name_addr(routes[-1])[1]
-                req.ruri = ruri = URI(last)
-            except ParseError:
-                return 400, "Malformed Route", []
-            req.uri = last
-            _drop_last_route(req)
-            routes = routes[:-1]
-        if routes:
-            try:
-                top = URI(parse_name_addr(routes[0])[1])
-            except ParseError:
-                return 400, "Malformed Route", []
-            if eng.is_local(top):
-                req.set_first_value("route", None)
-                routes = routes[1:]
-        if routes:
-            try:
-                hop = URI(parse_name_addr(routes[0])[1])
-            except ParseError:
-                return 400, "Malformed Route", []
-            dest = self._reach(hop, routes[0])
-            if dest is None:
-                return UNREACHABLE
-            return [(req.uri, dest)]
-        if eng.is_local(ruri):
-            user = ruri.user
-            bindings = eng.location.lookup(user, now)
-            if not bindings:
-                users = eng.config.users
-                if users and user in users:
-                    return 480, "Temporarily Unavailable", []
-                return 404, "Not Found", []
-            return [(b.uri, b.source) for b in bindings]
-        dest = self._reach(ruri, req.uri)
-        if dest is None:
-            return UNREACHABLE
-        return [(req.uri, dest)]
-
-    def _reach(self, uri, text):
-        """Where to send a request for uri: a registered phone's real address, else the URI's
-        own IPv4 address. None for a host name (we resolve no names: a lookup would block the
-        loop) or an IPv6 reference (we have no IPv6 transport)."""
-        b = self.engine.location.find_uri(text if text.startswith("sip") else uri.text)
-        if b is None:
-            b = self.engine.location.find_uri(uri.text)
-        if b is not None:
-            return b.source
-        if uri.scheme not in ("sip", "sips") or not is_ipv4(uri.host):
-            return None
-        return (uri.host, uri.port or 5060)
-
-    def forward(self, server, req, targets, record, now):
-        """Send req to each target on its own client transaction (§16.6)."""
-        eng = self.engine
-        hops = req.get("max-forwards")
-        hops = 70 if hops is None else int(hops)
-        if hops <= 0:
-            eng.reply(server, 483, "Too Many Hops", [], now)
+        ctx.record = method in DIALOG_METHODS and not in_dialog
+        ctx.hops = req.max_forwards()
+        if ctx.hops <= 0:
+            self.answer(out, req, 483, "Too Many Hops", (), txn, now=now)
             return
-        prefix = "z9hG4bK%08x" % self.loop_hash(req)
-        if self._looped(req, prefix):
-            eng.reply(server, 482, "Loop Detected", [], now)
+        ctx.prefix = "z9hG4bK" + self.loop_hash(req)
+        if self._looped(req, ctx.prefix):
+            self.answer(out, req, 482, "Loop Detected", (), txn, now=now)
             return
+        self._stage(ctx, decision, now, out)
+
+    def _start_call(self, ctx, req, decision, caller, now):
+        callee = decision.callee or address_user(req.get("to"))
+        if not callee:
+            try:
+                callee = URI(req.uri).user
+            except ParseError:
+                callee = ""
+        ctx.call = self.calls.start(req.get("call-id"), caller, callee, req.body, now)
+
+    def _stage(self, ctx, decision, now, out):
+        """Fork ctx's request to decision's targets as the next stage (§16.6)."""
+        ctx.stage += 1
+        ctx.plan = decision.plan
+        ctx.branches = ctx.pending()
+        ctx.best = None  # the caller gets the best answer of the last stage
+        ctx.best_status = 0
+        req = ctx.request
+        here = self.here
         method = req.method
-        for uri, dest in targets:
+        timer_c = self.config.timer_c * 1000 if method == "INVITE" else 0
+        started = 0
+        for target in decision.targets:
             fwd = req.copy()
-            fwd.uri = uri
-            fwd.set("Max-Forwards", str(hops - 1))
-            if record:
-                fwd.add("Record-Route", eng.record_route, first=True)
-            branch = prefix + "." + eng.new_id()
-            fwd.add("Via", "SIP/2.0/UDP %s;branch=%s" % (eng.sent_by, branch), first=True)
+            fwd.uri = target.uri
+            fwd.set("Max-Forwards", str(ctx.hops - 1))
+            if ctx.record:
+                fwd.add("Record-Route", here.record_route, first=True)
+            for name, value in target.headers:
+                fwd.add(name, value)
+            branch = ctx.prefix + "." + self.new_id()
+            fwd.push_via("SIP/2.0/UDP %s;branch=%s" % (here.sent_by, branch))
             data = fwd.to_bytes()
-            if len(data) > eng.config.max_message_size:
-                eng.reply(server, 513, "Message Too Large", [], now)  # we have no TCP (§18.1.1)
+            if len(data) > self.config.max_message_size:
+                # we have no TCP (§18.1.1)
+                self.answer(out, req, 513, "Message Too Large", (), ctx.server, now=now)
                 return
-            ct = ClientTransaction(branch + "|" + method, method, fwd, data, dest, server, now)
-            if method == "INVITE":
-                ct.timer_c = now + eng.config.timer_c * 1000
+            ct = ClientTransaction(branch + "|" + method, method, fwd, data, target.dest, ctx,
+                                   now, timer_c)
+            ct.stage = ctx.stage
             if not self.txns.add(ct):
                 break
-            server.branches.append(ct)
-            eng.send(data, dest)
-        if not server.branches:
-            eng.reply(server, 503, "Service Unavailable", [("Retry-After", "5")], now)
+            ctx.branches.append(ct)
+            started += 1
+            out.append((data, target.dest))
+        if not started:
+            self.answer(out, req, 503, "Service Unavailable", [("Retry-After", "5")],
+                        ctx.server, now=now)
+        elif decision.timeout:
+            ctx.stage_due = now + decision.timeout
+            if ctx not in self.staged:
+                self.staged.append(ctx)
 
     def loop_hash(self, req):
         """Hash of what a loop would repeat (§16.6 step 8): URI, tags, Call-ID, CSeq, Route."""
@@ -187,263 +240,213 @@ class Proxy:
             req.get("cseq").split()[0], ",".join(req.values("route"))))
 
     def _looped(self, req, prefix):
-        sent_by = self.engine.sent_by
+        sent_by = self.here.sent_by
         for value in req.values("via"):
             if sent_by in value and ("branch=" + prefix) in value:
                 return True
         return False
 
-    def ack(self, req, via, key, now):
+    def ack(self, req, via, key, now, out):
         """ACK: absorbed by the INVITE transaction it ends, otherwise relayed statelessly."""
-        eng = self.engine
         server = self.txns.get(key)
-        if isinstance(server, ServerTransaction) and server.status >= 300:
-            if server.state == COMPLETED:
-                server.state = CONFIRMED
-                self.txns.finish(server, now, T4)
+        if server is not None and server.kind == INVITE_SERVER and server.status >= 300:
+            self.txns.handle(server, ACK, now)
             return
-        targets = self.targets(req, now)
-        if isinstance(targets, tuple):
-            eng.count("dropped")
+        decision = self.router.route(req, now, address_user(req.get("from")))
+        if decision.status or not decision.targets:
+            self.counters["dropped"] += 1
             return
-        hops = req.get("max-forwards")
-        hops = 70 if hops is None else int(hops)
+        hops = req.max_forwards()
         if hops <= 0:
-            eng.count("dropped")
+            self.counters["dropped"] += 1
             return
         self.calls.in_dialog(req.get("call-id"), "ACK", b"", now)
-        uri, dest = targets[0]
-        req.uri = uri
+        target = decision.targets[0]
+        req.uri = target.uri
         req.set("Max-Forwards", str(hops - 1))
-        branch = "z9hG4bK%08x.a" % fnv(via.branch() or key)
-        req.add("Via", "SIP/2.0/UDP %s;branch=%s" % (eng.sent_by, branch), first=True)
-        eng.send(req.to_bytes(), dest)
+        req.push_via("SIP/2.0/UDP %s;branch=z9hG4bK%s.a" % (self.here.sent_by,
+                                                           fnv(via.branch() or key)))
+        out.append((req.to_bytes(), target.dest))
 
-    def cancel(self, req, key, reply_to, now):
+    def cancel(self, req, key, reply_to, now, out):
         """CANCEL: 200 to it, CANCEL to every branch still pending (§16.10)."""
-        eng = self.engine
         server = self.txns.get(key)
-        if not isinstance(server, ServerTransaction):
-            eng.stateless_reply(req, 481, "Call/Transaction Does Not Exist", reply_to)
+        if server is None or server.kind != INVITE_SERVER:
+            self.answer(out, req, 481, "Call/Transaction Does Not Exist", dest=reply_to)
             return
-        eng.stateless_reply(req, 200, "OK", reply_to)
-        if server.status or server.cancelled:
+        self.answer(out, req, 200, "OK", dest=reply_to)
+        ctx = server.context
+        if server.status or ctx is None or ctx.cancelled:
             return
-        server.cancelled = True
-        if not server.branches:
-            eng.reply(server, 487, "Request Terminated", [], now)
+        ctx.cancelled = True
+        ctx.stage_due = None
+        pending = ctx.pending()
+        if not pending:
+            self.answer(out, None, 487, "Request Terminated", (), server, now=now)
             return
-        for ct in server.branches:
-            self.cancel_branch(ct, now)
+        for ct in pending:
+            self.cancel_branch(ct, now, out)
 
-    def cancel_branch(self, ct, now):
-        if ct.method != "INVITE":
-            return  # only INVITE is cancelled (§9.1); other requests end by themselves
-        if ct.state == TRYING:
-            ct.cancel = 1  # sent when a provisional response arrives (§9.1)
-        elif ct.state == PROCEEDING and ct.cancel != 2:
-            ct.cancel = 2
-            data = hop_request(ct.request, "CANCEL", ct.request.get("to"))
-            key = ct.key[:ct.key.rfind("|")] + "|CANCEL"
-            cancel = ClientTransaction(key, "CANCEL", None, data, ct.dest, None, now)
-            if self.txns.get(key) is None:
-                self.txns.add(cancel)
-            self.engine.send(data, ct.dest)
+    def cancel_branch(self, ct, now, out):
+        """Cancel one branch (INVITE only, §9.1): at once if it has had a provisional
+        response, else as soon as one arrives."""
+        self._run(ct, ct.context, self.txns.handle(ct, CANCEL, now), None, now, out)
 
-    # responses -----------------------------------------------------------
-    def response(self, resp, now):
+    def _send_cancel(self, ct, now, out):
+        req = ct.request
+        if req is None:
+            return
+        data = hop_request(req, "CANCEL", req.get("to"))
+        key = sibling_key(ct.key, "CANCEL")
+        if self.txns.get(key) is None:
+            self.txns.add(ClientTransaction(key, "CANCEL", None, data, ct.dest, None, now))
+        out.append((data, ct.dest))
+
+    # responses ---------------------------------------------------------------
+    def response(self, resp, now, out):
         """A response from downstream: match its client transaction (§17.1.3)."""
-        eng = self.engine
-        value = resp.first_value("via")
-        if value is None:
-            eng.count("dropped")
+        via = resp.top_via()
+        if via is None:
+            self.counters["dropped"] += 1
             return
         try:
-            via = Via(value)
             method = resp.cseq()[1]
         except ParseError:
-            eng.count("dropped")
+            self.counters["dropped"] += 1
             return
-        if "%s:%s" % (via.host, via.port) != eng.sent_by:
-            eng.count("dropped")
+        if "%s:%s" % (via.host, via.port) != self.here.sent_by:
+            self.counters["dropped"] += 1
             return
         ct = self.txns.get(via.branch() + "|" + method)
-        if ct is None or not isinstance(ct, ClientTransaction):
+        if ct is None or ct.kind not in CLIENT_KINDS:
             if method == "INVITE" and 200 <= resp.status < 300:
-                self._stateless_relay(resp)  # a retransmitted 2xx (§16.7 step 5)
+                self._stateless_relay(resp, out)  # a retransmitted 2xx (§16.7 step 5)
             else:
-                eng.count("dropped")
+                self.counters["dropped"] += 1
             return
-        status = resp.status
-        if ct.method == "CANCEL":
-            if status >= 200:
-                ct.state = COMPLETED
-                self.txns.finish(ct, now, T4)
-            return
-        if ct.state >= COMPLETED:
-            if ct.method == "INVITE":
-                if status >= 300:
-                    self._ack(ct, resp)
-                elif status >= 200:
-                    self._stateless_relay(resp)
-            return
-        if status < 200:
-            if ct.state == TRYING:
-                ct.state = PROCEEDING
-                if ct.method != "INVITE":
-                    ct.interval = T2
-                    ct.due = now + T2
-            if ct.method == "INVITE":
-                if status > 100:
-                    ct.timer_c = now + eng.config.timer_c * 1000
-                ct.due = ct.timer_c
-            self.txns.wake(ct.due)
-            if ct.cancel == 1:
-                self.cancel_branch(ct, now)
-            if status > 100 and ct.server is not None and not ct.server.status:
-                self.relay(ct.server, resp, now)
-            return
-        ct.status = status
-        ct.state = COMPLETED
-        if ct.method == "INVITE" and status >= 300:
-            self._ack(ct, resp)
-        self.txns.finish(ct, now, LINGER if ct.method == "INVITE" else T4)
-        self.branch_done(ct, resp, now)
+        ctx = ct.context  # taken first: a transaction forgotten at once drops its links
+        actions = self.txns.handle(ct, event_for(resp.status), now, resp.status, resp)
+        self._run(ct, ctx, actions, resp, now, out)
 
-    def branch_done(self, ct, resp, now):
-        """A branch's final response (or its timeout, resp None): the response context."""
-        server = ct.server
-        if server is None:
-            return
+    def _run(self, ct, ctx, actions, resp, now, out):
+        """Carry out what client transaction ct's state machine asked for."""
+        for action in actions:
+            what = action[0]
+            if what == SEND:
+                out.append((action[1], action[2]))
+            elif what == SEND_CANCEL:
+                self._send_cancel(ct, now, out)
+            elif what == STRAY_2XX:
+                self._stateless_relay(resp, out)
+            elif ctx is None:
+                continue  # a CANCEL's own transaction: nobody waits for its answer
+            elif what == DELIVER:
+                if resp.status < 200:
+                    if resp.status > 100 and not ctx.server.status:
+                        self.relay(ctx, resp, now, out)
+                else:
+                    self.branch_done(ct, ctx, resp, now, out)
+            elif what == TIMEOUT:
+                self.branch_done(ct, ctx, None, now, out)
+
+    def branch_done(self, ct, ctx, resp, now, out):
+        """A branch's final response (resp None: it timed out): the response context."""
+        ct.context = None  # the branch is over: later 2xx are relayed statelessly
+        server = ctx.server
         status = ct.status
         if 200 <= status < 300 and (ct.method == "INVITE" or not server.status):
             # every 2xx to an INVITE goes upstream (§16.7 step 5); other requests get one answer
-            self.relay(server, resp, now)
-            for other in server.branches:
-                if other is not ct:
-                    self.cancel_branch(other, now)
+            self.relay(ctx, resp, now, out)
+            ctx.stage_due = None
+            for other in ctx.pending():
+                self.cancel_branch(other, now, out)
             return
         if server.status:
             return  # already answered
+        if ct.stage != ctx.stage:
+            return  # a branch of an earlier stage, cancelled: its answer is not the caller's
         if status >= 600:
-            for other in server.branches:
-                if other is not ct:
-                    self.cancel_branch(other, now)
-        best = server.best
-        if resp is not None and (best is None or class_rank(status) < class_rank(best.status)):
-            server.best = resp
-        elif resp is None and best is None:
-            server.best = 408
-        for other in server.branches:
-            if other.state < COMPLETED:
+            for other in ctx.pending():
+                self.cancel_branch(other, now, out)
+        if resp is not None and (ctx.best is None or class_rank(status) < class_rank(
+                ctx.best_status)):
+            ctx.best = resp
+            ctx.best_status = status
+        elif resp is None and ctx.best is None and not ctx.best_status:
+            ctx.best_status = 408
+        if ctx.pending(ctx.stage):
+            return
+        self._stage_over(ctx, now, out)
+
+    def _stage_over(self, ctx, now, out):
+        """The current stage ended without a 2xx: the router's next stage, or the best
+        response upstream (a 503 becomes 500, §16.7 step 6; nothing at all: 408)."""
+        ctx.stage_due = None
+        if not ctx.cancelled and ctx.best_status < 600:
+            decision = self.router.next(ctx.plan, ctx.best_status or 408, now)
+            if decision is not None:
+                if decision.status:
+                    self.answer(out, ctx.request, decision.status, decision.reason,
+                                decision.headers, ctx.server, now=now)
+                else:
+                    self._stage(ctx, decision, now, out)
                 return
-        best = server.best
-        if best == 408 or best is None:
-            self.engine.reply(server, 408, "Request Timeout", [], now)
-        else:
-            if best.status == 503:
-                best.status, best.reason = 500, "Server Internal Error"  # §16.7 step 6
-            self.relay(server, best, now)
-
-    def relay(self, server, resp, now):
-        """Send a downstream response upstream: our Via off, then as our own answer."""
-        resp.set_first_value("via", None)
-        self.engine.respond(server, resp, now)
-
-    def _stateless_relay(self, resp):
-        eng = self.engine
-        resp.set_first_value("via", None)
-        value = resp.first_value("via")
-        if value is None:
-            eng.count("dropped")
+        best = ctx.best
+        if best is None:
+            self.answer(out, ctx.request, 408, "Request Timeout", (), ctx.server, now=now)
             return
-        try:
-            dest = response_address(Via(value))
-        except ParseError:
-            dest = None
-        if dest is None:
-            eng.count("dropped")
-            return
-        eng.send(resp.to_bytes(), dest)
+        if best.status == 503:
+            best.status, best.reason = 500, "Server Internal Error"  # §16.7 step 6
+        self.relay(ctx, best, now, out)
 
-    def _ack(self, ct, resp):
-        """ACK for a non-2xx final response: hop by hop, on the INVITE's branch (§17.1.1.3)."""
-        if ct.ack is None:
-            ct.ack = hop_request(ct.request, "ACK", resp.get("to") or ct.request.get("to"))
-        self.engine.send(ct.ack, ct.dest)
-
-    # timers --------------------------------------------------------------
-    def timer(self, txn, now):
-        eng = self.engine
-        if isinstance(txn, ServerTransaction):
-            # Timer G until ACK, Timer H gives up (§17.2.1)
-            if now >= txn.give_up:
-                self.txns.finish(txn, now, 0)
-                return
-            eng.send(txn.last, txn.source)
-            txn.interval = min(txn.interval * 2, T2)
-            txn.due = min(now + txn.interval, txn.give_up)
-            self.txns.wake(txn.due)
-            return
-        invite = txn.method == "INVITE"
-        if txn.state == PROCEEDING and invite:
-            # Timer C (§16.8): give up on the branch, CANCEL it
-            self.cancel_branch(txn, now)
-            self._timeout(txn, now)
-            return
-        if now >= txn.give_up:
-            self._timeout(txn, now)  # Timer B or F
-            return
-        eng.send(txn.data, txn.dest)
-        eng.count("retransmitted")
-        if invite:
-            txn.interval *= 2
-        elif txn.state == PROCEEDING:
-            txn.interval = T2
-        else:
-            txn.interval = min(txn.interval * 2, T2)
-        txn.due = min(now + txn.interval, txn.give_up)
-        self.txns.wake(txn.due)
-
-    def _timeout(self, ct, now):
-        ct.status = 408
-        ct.state = COMPLETED
-        self.branch_done(ct, None, now)  # first: finishing may release the link to the server
-        self.txns.finish(ct, now, LINGER if ct.method == "INVITE" else 0)
-
-
-def hop_request(r, method, to):
-    """CANCEL or non-2xx ACK for the request r we forwarded: its Request-URI, our Via (same
-    branch), its Route set, From, Call-ID and CSeq number (§9.1, §17.1.1.3)."""
-    m = Message()
-    m.method = method
-    m.uri = r.uri
-    m.add("Via", r.first_value("via"))
-    for value in r.values("route"):
-        m.add("Route", value)
-    m.add("Max-Forwards", "70")
-    m.add("From", r.get("from"))
-    m.add("To", to)
-    m.add("Call-ID", r.get("call-id"))
-    m.add("CSeq", "%s %s" % (r.get("cseq").split()[0], method))
-    return m.to_bytes()
-
-
-def _drop_last_route(req):
-    for i in range(len(req.headers) - 1, -1, -1):
-        h = req.headers[i]
-        if h[0] == "route":
-            parts = split_commas(h[2])[:-1]
-            if parts:
-                h[2] = ", ".join(parts)
+    # timers ------------------------------------------------------------------
+    def tick(self, now, out):
+        """Run every transaction timer and stage timeout that is due."""
+        for txn in self.txns.due(now):
+            if txn.due is None or txn.due > now:
+                continue  # an earlier timer of this tick already moved it on
+            if txn.kind in CLIENT_KINDS:
+                ctx = txn.context
+                actions = self.txns.fire(txn, now)
+                for action in actions:
+                    if action[0] == SEND:
+                        self.counters["retransmitted"] += 1
+                self._run(txn, ctx, actions, None, now, out)
             else:
-                del req.headers[i]
+                for action in self.txns.fire(txn, now):
+                    out.append((action[1], action[2]))
+        if self.staged:
+            fired = []
+            waiting = []
+            for ctx in self.staged:
+                if ctx.stage_due is None or ctx.server.status:
+                    continue
+                if ctx.stage_due <= now:
+                    fired.append(ctx)
+                else:
+                    waiting.append(ctx)
+            self.staged = waiting
+            fired.sort(key=lambda c: (c.stage_due, c.server.seq))
+            for ctx in fired:
+                self._stage_timeout(ctx, now, out)
+
+    def _stage_timeout(self, ctx, now, out):
+        """A stage's timeout: CANCEL its pending branches, on to the next stage."""
+        if ctx.server.status or ctx.cancelled:
             return
+        for ct in ctx.pending(ctx.stage):
+            self.cancel_branch(ct, now, out)
+        if not ctx.best_status:
+            ctx.best_status = 408
+        self._stage_over(ctx, now, out)
 
-
-def is_ip(host):
-    """An IP address (IPv4, or an IPv6 reference), as opposed to a host name."""
-    return is_ipv4(host) or host.startswith("[")
+    def next_due(self):
+        """ms of the earliest stage timeout, or None."""
+        due = None
+        for ctx in self.staged:
+            if ctx.stage_due is not None and (due is None or ctx.stage_due < due):
+                due = ctx.stage_due
+        return due
 
 
 def response_address(via):
@@ -461,4 +464,3 @@ def reply_address(via, source):
     if via.param("rport") is not None:
         return source
     return (source[0], via.port or 5060)
-

@@ -10,6 +10,8 @@ BLOCK_AFTER = 50
 
 
 class RateLimit:
+    """A token bucket per source IP, with blocking of sources that keep flooding."""
+
     def __init__(self, rate, burst, block_ms, max_sources):
         self.rate = rate  # tokens a second
         self.burst = max(burst, 1)
@@ -20,6 +22,7 @@ class RateLimit:
         self.blocks = 0
 
     def allow(self, ip, now):
+        """Take a token for one datagram from ip; False when it is to be dropped."""
         entry = self.sources.get(ip)
         if entry is None:
             if len(self.sources) >= self.max_sources:
@@ -53,8 +56,9 @@ class RateLimit:
         best_score = None
         for ip in self.sources:
             e = self.sources[ip]
+            # ties go to the smallest address: never to dict order (MicroPython's differs)
             score = (0 if e[3] > now else 1, e[0] + (now - e[1]) * self.rate)
-            if best_score is None or score > best_score:
+            if best_score is None or score > best_score or (score == best_score and ip < best):
                 best, best_score = ip, score
         del self.sources[best]
 
@@ -89,15 +93,18 @@ class Lockout:
         return entry[1] - now
 
     def succeeded(self, ip):
+        """ip got it right: its failures are forgotten."""
         self.sources.pop(ip, None)
 
     def failed(self, ip, now):
+        """ip failed once more; blocked for block_ms after `failures` in a row."""
         entry = self.sources.get(ip)
         if entry is None:
             if len(self.sources) >= self.max_sources:
                 first = None
-                for k in self.sources:
-                    if first is None or self.sources[k][1] < self.sources[first][1]:
+                for k in self.sources:  # ties: the smallest address, never dict order
+                    if first is None or (self.sources[k][1], k) < (self.sources[first][1],
+                                                                    first):
                         first = k
                 del self.sources[first]
             entry = self.sources[ip] = [0, 0]

@@ -7,19 +7,27 @@ comes back from a new port or address replaces the old one: the binding moves.
 """
 
 from switchboard.location import Binding
-from switchboard.message import URI, ParseError, digits, param, parse_name_addr
+from switchboard.message import URI, ParseError, digits, param, parse_name_addr, uri_key
+
+Q_SCALE = 1000  # q-values are kept as integers 0..1000 (q=0.7 -> 700)
 
 
-def uri_key(uri):
-    """Comparison key of a contact URI (§19.1.4, simplified: scheme, user, host, port)."""
-    try:
-        u = URI(uri)
-    except ParseError:
-        return uri
-    return "%s:%s@%s:%s" % (u.scheme, u.user, u.host, u.port or 5060)
+def parse_q(text):
+    """A q-value (RFC 3261 §20.10: 0, 1 or up to three decimals) as 0..1000, with integer
+    arithmetic only (no float: 0.7 must give 700 on every interpreter); None when malformed."""
+    text = text.strip()
+    dot = text.find(".")
+    whole = text if dot < 0 else text[:dot]
+    frac = "" if dot < 0 else text[dot + 1:]
+    if not digits(whole) or len(whole) > 1 or (frac and not digits(frac)) or len(frac) > 3:
+        return None
+    value = int(whole) * Q_SCALE + int((frac + "000")[:3])
+    return value if value <= Q_SCALE else None
 
 
 class Registrar:
+    """REGISTER processing against a Location; config gives the users and expiry limits."""
+
     def __init__(self, config, location, log):
         self.config = config
         self.location = location
@@ -84,10 +92,9 @@ class Registrar:
                 return 500, "Request Out Of Order", [("Retry-After", "1")]
             instance = param(params, "+sip.instance") or ""
             q = param(params, "q")
-            try:
-                q = int(float(q) * 1000) if q else 1000
-            except (ValueError, OverflowError):
-                q = 1000
+            q = parse_q(q) if q else None
+            if q is None:
+                q = Q_SCALE
             changes.append((uri, expires, old, instance, q))
         # what each contact replaces, and room for the rest, before anything changes: an
         # existing binding moves to at most one new contact of this request

@@ -2,7 +2,7 @@
 
 import hashlib
 
-from flows import Phone, new_engine
+from flows import Phone, new_config, new_engine
 
 from switchboard.auth import Auth, hmac, parse_credentials
 from switchboard.message import parse
@@ -15,8 +15,9 @@ class Box:
         settings = {"SIP_USERS": "1001:secret1,1002:secret2,1003",
                     "SIP_AUTH_ALGORITHMS": "SHA-256,MD5"}
         settings.update(overrides)
-        self.engine = new_engine(settings)
-        self.auth = self.engine.auth = Auth(self.engine.config, SECRET)
+        config = new_config(settings)
+        self.auth = Auth(config, SECRET)
+        self.engine = new_engine(config=config, auth=self.auth)
         self.now = 1_000_000
 
     def send(self, phone, data, advance=10, source=None):

@@ -177,3 +177,24 @@ def test_retransmitted_register_answered_from_transaction():
     again, _ = r.send(a, data)
     assert again.to_bytes() == first.to_bytes()
     assert status(again.to_bytes()) == 200
+
+
+def test_q_values_with_integer_arithmetic():
+    from switchboard.registrar import parse_q
+
+    assert parse_q("0.7") == 700  # int(float("0.7") * 1000) would give 699 on some VMs
+    assert [parse_q(t) for t in ("1", "1.0", "1.000", "0", "0.", "0.5", "0.05", "0.001")] == \
+        [1000, 1000, 1000, 0, 0, 500, 50, 1]
+    for bad in ("1.5", "2", "0.0001", "abc", "", ".5", "-0.5", "0.x", "10"):
+        assert parse_q(bad) is None, bad
+
+
+def test_contact_q_orders_the_forks_and_bad_q_counts_as_1():
+    r = Reg()
+    p = Phone("1001", "10.0.0.11")
+    contacts = "<sip:a@10.0.0.11:5060>;q=0.7, <sip:b@10.0.0.11:5062>;q=0.9, " \
+               "<sip:c@10.0.0.11:5064>;q=x"
+    resp, _ = r.send(p, p.register(contact=contacts))
+    assert resp.status == 200
+    got = r.engine.location.lookup("1001", r.now)
+    assert [(b.uri[-4:], b.q) for b in got] == [("5064", 1000), ("5062", 900), ("5060", 700)]

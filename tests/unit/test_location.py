@@ -86,18 +86,6 @@ def test_remove_last_binding_drops_user():
     assert loc.count == 0
 
 
-def test_remove_all():
-    loc = Location(10, 4)
-    for i in range(3):
-        loc.add("a", binding("sip:%d@h" % i))
-    loc.add("b", binding("sip:b@h"))
-    loc.remove_all("a")
-    assert loc.users() == ["b"]
-    assert loc.count == 1
-    loc.remove_all("nobody")
-    assert loc.count == 1
-
-
 def test_purge():
     loc = Location(10, 4)
     a1 = binding("sip:a1@h", expires_at=100)
@@ -137,12 +125,19 @@ def test_find_uri_includes_expired_until_purged():
     assert loc.find_uri("sip:x@h") is None
 
 
-def test_next_expiry():
-    loc = Location(10, 4)
-    assert loc.next_expiry() is None
-    loc.add("a", binding("sip:1@h", expires_at=500))
-    loc.add("b", binding("sip:2@h", expires_at=200))
-    loc.add("a", binding("sip:3@h", expires_at=900))
-    assert loc.next_expiry() == 200
-    loc.purge(200)
-    assert loc.next_expiry() == 500
+def test_find_uri_first_match_never_depends_on_insertion_order():
+    for users in (("b", "a", "c"), ("c", "b", "a")):
+        loc = Location(10, 4)
+        made = {}
+        for user in users:
+            made[user] = binding("sip:shared@10.0.0.9")
+            loc.add(user, made[user])
+        assert loc.find_uri("sip:shared@10.0.0.9") is made["a"]
+
+
+def test_lookup_equal_q_keeps_registration_order():
+    loc = Location(10, 8)
+    made = [binding("sip:%d@h" % i) for i in range(6)]
+    for b in made:
+        loc.add("a", b)
+    assert loc.lookup("a", 0) == made

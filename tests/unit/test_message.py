@@ -59,7 +59,7 @@ def first_lines(out):
 
 def test_basic_request_fields():
     m = parse(request(*BASIC))
-    assert m.is_request()
+    assert m.method is not None
     assert m.method == "INVITE"
     assert m.uri == "sip:1002@10.0.0.1"
     assert m.status == 0
@@ -78,7 +78,7 @@ def test_basic_response_fields():
                 "CSeq: 1 INVITE\n"
                 "Content-Length: 0\n\n")
     m = parse(data)
-    assert not m.is_request()
+    assert m.method is None
     assert m.method is None
     assert m.status == 180
     assert m.reason == "Ringing"
@@ -134,7 +134,7 @@ def test_bad_request_line_is_400_with_partial_message(start, reason):
     assert str(e) == reason
     # what parsed is there, so the engine can answer to the Via
     assert e.message is not None
-    assert e.message.is_request()
+    assert e.message.method is not None
     assert e.message.first_value("via") == BASIC[0][5:]
     assert e.message.get("call-id") == "a84b4c76e66710@pc33.example.com"
 
@@ -180,7 +180,7 @@ def test_bad_status_line(start, reason):
         parse(data)
     assert info.value.reason == reason
     m = info.value.message
-    assert m is not None and not m.is_request()  # a response: never answered
+    assert m is not None and m.method is None  # a response: never answered
 
 
 def test_engine_drops_bad_responses_silently():
@@ -1139,3 +1139,98 @@ def test_transports_unknown_transport_types():
                    start="OPTIONS sip:user@example.com SIP/2.0")
     m = parse(data)
     assert [Via(v).transport for v in m.values("via")] == ["UDP", "SCTP", "TLS", "UNKNOWN", "TCP"]
+
+
+# one hash, one URI equivalence, the header API ------------------------------------------
+def test_fnv_known_answers_and_mix():
+    from switchboard.message import fnv, fnv_halves
+
+    # FNV-1a 32-bit test vectors (draft-eastlake-fnv)
+    assert fnv("") == "811c9dc5" and fnv("a") == "e40c292c" and fnv("foobar") == "bf9cf968"
+    assert fnv_halves("foobar") == (0xBF9C, 0xF968)
+    assert fnv("foobar", 486) == "%08x" % (0xBF9CF968 ^ 486)
+    assert fnv("é€") == "%04x%04x" % fnv_halves("é€")  # UTF-8 bytes, not characters
+
+
+def test_fnv_matches_the_plain_formula():
+    from switchboard.message import fnv
+
+    def plain(text):
+        h = 0x811C9DC5
+        for b in text.encode():
+            h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+        return h
+
+    seed = [5]
+
+    def below(n):  # a small LCG: the same strings on every interpreter (MicroPython has no
+        seed[0] = (seed[0] * 1103 + 12345) % 65521  # random.Random)
+        return seed[0] % n
+
+    for _ in range(300):
+        text = "".join(chr(1 + below(0x7FF)) for _ in range(below(40)))
+        mix = below(1024)
+        assert fnv(text, mix) == "%08x" % (plain(text) ^ mix), text
+
+
+def test_uri_equivalence():
+    from switchboard.message import same_uri, uri_key
+
+    assert same_uri("sip:1001@10.0.0.1", "SIP:1001@10.0.0.1:5060")
+    assert same_uri("sip:1001@EXAMPLE.com;transport=udp", "sip:1001@example.com")
+    assert not same_uri("sip:1001@10.0.0.1", "sip:1002@10.0.0.1")
+    assert not same_uri("sip:1001@10.0.0.1:5070", "sip:1001@10.0.0.1")
+    assert not same_uri("sip:", "sip:1001@10.0.0.1") and same_uri("junk", "junk")
+    assert uri_key("sip:a@h") == "sip:a@h:5060" and uri_key("junk") == "junk"
+
+
+def test_via_helpers():
+    m = parse(request("Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKa, SIP/2.0/UDP 10.0.0.2",
+                      "Via: SIP/2.0/UDP 10.0.0.3;branch=z9hG4bKc",
+                      *BASIC[1:]))
+    assert m.top_via().host == "10.0.0.1" and m.via_count() == 3
+    m.push_via("SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKp")
+    assert m.values("via")[:2] == ["SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKp",
+                                   "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKa"]
+    m.pop_via()
+    m.pop_via()
+    assert m.values("via") == ["SIP/2.0/UDP 10.0.0.2", "SIP/2.0/UDP 10.0.0.3;branch=z9hG4bKc"]
+    via = m.top_via()
+    via.params = ";received=10.0.0.7"
+    m.replace_top_via(via)
+    assert m.first_value("via") == "SIP/2.0/UDP 10.0.0.2;received=10.0.0.7"
+    m.keep_top_via_only()
+    assert m.values("via") == ["SIP/2.0/UDP 10.0.0.2;received=10.0.0.7"]
+    assert m.names()[0] == "via"  # kept in its place
+    m.remove("via")
+    assert m.top_via() is None
+    m.add("Via", "SIP/2.0/UDP bad host")
+    assert m.top_via() is None  # unreadable: None, never an exception
+
+
+def test_max_forwards_route_and_remove_unless():
+    m = parse(request(*BASIC))
+    assert m.max_forwards() == 70
+    m.remove("max-forwards")
+    assert m.max_forwards() == 70 and m.max_forwards(5) == 5
+    m.add("Route", "<sip:a;lr>, <sip:b;lr>")
+    m.add("Route", "<sip:c>")
+    m.drop_last_route()
+    assert m.values("route") == ["<sip:a;lr>", "<sip:b;lr>"]
+    m.drop_last_route()
+    assert m.values("route") == ["<sip:a;lr>"]
+    m.add("X-A", "keep me")
+    m.add("X-A", "drop me")
+    m.remove("x-a", unless=lambda value: value.startswith("keep"))
+    assert m.values("x-a") == ["keep me"]
+
+
+def test_response_copies_the_dialog_headers_and_tags_to():
+    m = parse(request(*BASIC))
+    r = m.response(486, "Busy Here", [("Retry-After", "5")], "t1", "Test/1")
+    assert (r.status, r.reason) == (486, "Busy Here")
+    assert r.names() == ["via", "to", "from", "call-id", "cseq", "retry-after", "server"]
+    assert r.get("to") == '"Bob" <sip:1002@10.0.0.1>;tag=t1'
+    assert m.response(100, "Trying", (), "t1").get("to") == '"Bob" <sip:1002@10.0.0.1>'
+    tagged = parse(request(*[h if not h.startswith("To:") else h + ";tag=x" for h in BASIC]))
+    assert tagged.response(200, "OK", (), "t2").get("to").endswith(";tag=x")

@@ -64,3 +64,23 @@ def test_lockout_blocks_after_failures_and_is_bounded():
     for ip in ("a", "b", "c"):
         lock.failed(ip, 0)
     assert len(lock) == 2
+
+
+def test_eviction_ties_never_depend_on_insertion_order():
+    for order in (("10.0.0.3", "10.0.0.1", "10.0.0.2"), ("10.0.0.2", "10.0.0.3", "10.0.0.1")):
+        rl = RateLimit(rate=10, burst=2, block_ms=60000, max_sources=3)
+        for ip in order:
+            rl.allow(ip, 0)  # three equal buckets
+        rl.allow("10.0.0.9", 0)  # one must go
+        assert sorted(rl.sources) == ["10.0.0.2", "10.0.0.3", "10.0.0.9"]
+
+
+def test_lockout_eviction_ties_never_depend_on_insertion_order():
+    from switchboard.ratelimit import Lockout
+
+    for order in (("b", "a", "c"), ("c", "a", "b")):
+        lock = Lockout(failures=1, block_ms=1000, max_sources=3)
+        for ip in order:
+            lock.failed(ip, 0)  # all blocked until 1000
+        lock.failed("d", 0)
+        assert sorted(lock.sources) == ["b", "c", "d"]
