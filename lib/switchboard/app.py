@@ -15,7 +15,6 @@ every TICK ms: each run looks at every transaction in progress, and SIP's timers
 T1 = 500 ms. The board's dashboard and watchdog keep their turn every step.
 """
 
-from switchboard.auth import Auth
 from switchboard.engine import Engine
 from switchboard.overload import ABSORB, PASS, SHED, Overload
 from switchboard.proxy import SERVER
@@ -36,7 +35,11 @@ class App:
         self.clock = clock
         self.log = log
         seed = secret[0] << 16 | secret[1] << 8 | secret[2]
-        auth = Auth(config, secret) if config.sip_auth != "off" else None
+        auth = None
+        if config.sip_auth != "off":
+            from switchboard.auth import Auth  # digest off: no auth code, no hash library
+
+            auth = Auth(config, secret)
         self.engine = Engine(config, seed, log, auth=auth)
         if sip is None:  # the board passes its own W5500 endpoint
             sip = UDPEndpoint(pool, config.sip_host, config.sip_port, config.max_message_size,
