@@ -2,12 +2,16 @@
 503 + Retry-After as soon as the loop is behind; ACK, BYE, CANCEL and responses of calls in
 progress still reach the engine; retransmissions and ACKs to our 503s are absorbed."""
 
+import os
+
 from flows import PROXY, Phone, status
 
 from switchboard.app import App
 from switchboard.config import Config
 from switchboard.message import Via, parse, to_tag
 from switchboard.overload import HIGH_MS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class FakeClock:
@@ -37,10 +41,11 @@ class FakeSip:
 
 
 class Rig:
-    def __init__(self):
-        config = Config(overrides={"SIP_ADDRESS": PROXY[0], "SIP_PORT": PROXY[1],
-                                   "SIP_USERS": "1001,1002", "RATE_LIMIT": 0,
-                                   "MAX_TRANSACTIONS": 5000, "MAX_CALLS": 2000})
+    def __init__(self, **settings):
+        values = {"SIP_ADDRESS": PROXY[0], "SIP_PORT": PROXY[1], "SIP_USERS": "1001,1002",
+                  "RATE_LIMIT": 0, "MAX_TRANSACTIONS": 5000, "MAX_CALLS": 2000}
+        values.update(settings)
+        config = Config(overrides=values)
         self.clock = FakeClock()
         self.sip = FakeSip()
         self.lines = []
@@ -202,3 +207,66 @@ def test_a_retransmission_of_a_datagram_still_queued_is_dropped():
     sent = rig.run()
     assert [status(d) for d in to(sent, alice)] == [200]
     assert rig.app.engine.counters["retransmitted"] == 1
+
+
+def test_a_new_clock_epoch_moves_the_loops_times():
+    rig = Rig()
+    alice = Phone("1001", "10.0.0.11")
+    for i in range(40):  # a backlog: 24 stay queued after one step
+        rig.arrive(alice, alice.request("OPTIONS", "sip:10.0.0.1", "<sip:10.0.0.1>", "e%d" % i,
+                                        1))
+    rig.clock.t = 5000
+    rig.app.step()
+    app = rig.app
+    stamps = [item[2] for item in app.queue[app.head:]]
+    assert stamps and app.ticked == 5000
+    rig.clock.t -= 4000  # the board clock restarts its epoch: the board shifts every part
+    app.shift_times(4000)
+    assert [item[2] for item in app.queue[app.head:]] == [t - 4000 for t in stamps]
+    assert app.ticked == 1000 and app.overload.moved <= 1000
+    ticks = []
+    engine_tick = app.engine.tick
+    app.engine.tick = lambda now: ticks.append(now) or engine_tick(now)
+    rig.clock.t += 10
+    rig.arrive(alice, b"\r\n\r\n")
+    app.step()
+    assert ticks == [1010] and app.overload.lag == 10  # timers run, the lag is still right
+    rig.clock.t = 10  # a clock that went back without a shift: timers still run at once
+    rig.arrive(Phone("1002", "10.0.0.12"), b"\r\n\r\n")
+    app.step()
+    assert ticks == [1010, 10]
+    rig.run()
+    assert len(to(rig.sip.sent, alice)) == 41
+
+
+def test_overload_off_imports_nothing_and_serves_in_order():
+    import subprocess
+    import sys
+
+    script = ("import sys; sys.path[:0] = ['lib']\n"
+              "from switchboard.app import App\nfrom switchboard.config import Config\n"
+              "class Sip:\n    recv = lambda self: None\n"
+              "app = App(Config(overrides={'OVERLOAD': 0}), None, None, print, b'x' * 16, "
+              "Sip())\nprint(app.overload, 'switchboard.overload' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=ROOT, timeout=60)
+    assert out.stdout.split() == ["None", "False"], out.stderr
+    rig = Rig(OVERLOAD=0)
+    alice = Phone("1001", "10.0.0.11")
+    for i in range(300):  # a backlog far behind: with overload control off all are served
+        rig.arrive(alice, alice.request("OPTIONS", "sip:10.0.0.1", "<sip:10.0.0.1>",
+                                        "n%d" % i, 1))
+    rig.app.step()
+    rig.clock.t += 1000
+    sent = rig.run()
+    answers = [parse(d) for d in to(rig.sip.sent, alice)]
+    assert [r.status for r in answers] == [200] * 300
+    assert [r.get("call-id") for r in answers] == ["n%d" % i for i in range(300)]
+    assert sent and rig.app.engine.counters["shed"] == 0
+
+
+def test_the_loops_verdicts_are_overloads():
+    from switchboard import app, overload
+
+    assert (app.PASS, app.SHED, app.ABSORB) == (overload.PASS, overload.SHED, overload.ABSORB)
+    assert app.DUPLICATE not in (overload.PASS, overload.SHED, overload.ABSORB, overload.DROP)

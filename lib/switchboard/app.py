@@ -16,8 +16,6 @@ T1 = 500 ms. The board's dashboard and watchdog keep their turn every step.
 """
 
 from switchboard.engine import Engine
-from switchboard.overload import ABSORB, PASS, SHED, Overload
-from switchboard.proxy import SERVER
 from switchboard.udp import UDPEndpoint
 
 BURST = 16  # datagrams handled per step before timers and HTTP get a turn
@@ -25,7 +23,8 @@ QUEUE = 2048  # datagrams read ahead of the engine; past this they wait in the s
 MEMORY = 4096  # INVITE/REGISTER branches remembered (fewer when MAX_TRANSACTIONS is lower)
 TICK = 10  # ms between timer runs at most (a run scans every active transaction)
 FAULT_LOG_MS = 10000  # at most one console line per this many ms about failures in the loop
-DUPLICATE = -1  # App's own verdict beside overload's PASS, SHED, ABSORB, DROP
+PASS, SHED, ABSORB = 0, 1, 2  # overload.py's verdicts (imported only with OVERLOAD = 1)
+DUPLICATE = -1  # the loop's own verdict beside those and overload.DROP
 COUNTERS = ("shed", "shed_absorbed", "overloads", "queued_duplicates")  # added to the engine's
 
 
@@ -45,8 +44,13 @@ class App:
             sip = UDPEndpoint(pool, config.sip_host, config.sip_port, config.max_message_size,
                               log)
         self.sip = sip
-        self.overload = Overload(depth=QUEUE, memory=min(MEMORY, config.max_transactions),
-                                 server=SERVER.encode())
+        self.overload = None  # OVERLOAD = 0 (a board whose heap has no room for it)
+        if config.overload:
+            from switchboard.overload import Overload
+            from switchboard.proxy import SERVER
+
+            self.overload = Overload(depth=QUEUE, memory=min(MEMORY, config.max_transactions),
+                                     server=SERVER.encode())
         self.queue = []  # [data, source, ms when read]; consumed from self.head
         self.waiting = {}  # hash -> (datagram, source) queued: a retransmission of one is dropped
         self.head = 0
@@ -99,7 +103,7 @@ class App:
             del queue[:self.head]
             self.head = 0
         backlog = len(queue) - self.head
-        if now - self.ticked >= TICK:
+        if now - self.ticked >= TICK or now < self.ticked:  # (a clock that went back: run)
             self.ticked = now
             try:
                 for data, dest in engine.tick(now):
@@ -129,9 +133,11 @@ class App:
                 got = recv()
                 if got is None:
                     break
-                if ov.update(lag, len(queue) - self.head, now) != self.shedding:
-                    self.overload_changed(now)
-                verdict = ov.admit(got[0], got[1])
+                verdict = PASS
+                if ov is not None:
+                    if ov.update(lag, len(queue) - self.head, now) != self.shedding:
+                        self.overload_changed(now)
+                    verdict = ov.admit(got[0], got[1])
                 if verdict == PASS:
                     h = hash(got[0])
                     if self.waiting.get(h) != got:
@@ -158,7 +164,20 @@ class App:
                     counters["dropped"] += 1
             except Exception as e:  # one datagram must never stop the loop
                 self.fault("datagram", e, now)
-        counters["overloads"] = ov.episodes
+        if ov is not None:
+            counters["overloads"] = ov.episodes
+
+    def shift_times(self, ms):
+        """The board clock restarted its epoch: every time the loop stored moves back by ms
+        (the fault log, the queue's read times, the last timer run, the overload step)."""
+        for entry in self.fault_log.values():  # [last line ms, quiet]
+            entry[0] -= ms
+        for i in range(self.head, len(self.queue)):
+            self.queue[i][2] -= ms
+        self.ticked -= ms
+        self.shed_since = (self.shed_since[0] - ms, self.shed_since[1])
+        if self.overload is not None and self.overload.moved is not None:
+            self.overload.moved -= ms
 
     def overload_changed(self, now):
         """One console line when shedding starts and one when it ends."""

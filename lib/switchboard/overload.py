@@ -227,7 +227,7 @@ class Overload:
             lag = self.high  # a burst not yet old is as bad
         if self.least is None or lag < self.least:
             self.least = lag
-        if self.moved is None:
+        if self.moved is None or now < self.moved:
             self.moved = now
         if now - self.moved < STEP_MS:
             return self.shedding
