@@ -25,6 +25,7 @@ INTEGERS = (
     ("MAX_SOURCES", 64, 4, 100000),
     ("QUALIFY_INTERVAL", 60, 0, 3600),
     ("MESSAGE_TRACE", 32, 0, 10000),
+    ("OVERLOAD", 1, 0, 1),  # overload control (switchboard.overload); boards: from the profile
 )
 # Settings that turn the PBX dialplan on (switchboard.dialplan.NAMES; that module and
 # switchboard.pbx are imported only when one of these is set).

@@ -33,7 +33,7 @@ UNKNOWN = ("busio", "", "", "", "", "", 150, "unknown")
 # auth.py, MD5 and auth's table of 64 nonce counts (about 3 KB when full); the dashboard adds
 # adafruit_httpserver, the socket pool, http.py, and views.py, stats.py, trace.py (issue 16:
 # 79 KB with them, measured with tests/w5500/budget.py as the board loads them).
-IMPORTS = {"base": 103, "digest": 16, "dashboard": 79}
+IMPORTS = {"base": 103, "digest": 16, "dashboard": 79, "overload": 12}
 # Bytes per table entry on the 32-bit VM (bench/vm_memory.py; docs/performance.md),
 # rounded up: a binding with its rate-limit source, a transaction while it lingers (1112 of
 # them held 510 KB in bench/vm_board.py's load), an active call, a call kept in the history.
@@ -62,7 +62,9 @@ def features(heap_kb):
     """Default features for a heap budget: the dashboard only where it fits beside SIP and
     digest with 25 KB left for the tables (32 phones)."""
     need = IMPORTS["base"] + IMPORTS["digest"] + IMPORTS["dashboard"] + WORKING_KB + 25
-    return {"dashboard": heap_kb >= need}
+    # overload control (switchboard.overload, about 12 KB from .py on the 32-bit VM) likewise
+    spare = IMPORTS["base"] + IMPORTS["digest"] + IMPORTS["overload"] + WORKING_KB + 25
+    return {"dashboard": heap_kb >= need, "overload": heap_kb >= spare}
 
 
 def limits(heap_kb, dashboard, digest=True):
@@ -109,7 +111,8 @@ def defaults(board_id, getenv):
     out = {"HTTP_PORT": 80 if features(heap_kb)["dashboard"] else 0, "MAX_MESSAGE_SIZE": 1472,
            # reachability pings (qualify.py: 4 KB and 73 B per contact) where the heap has
            # room for the dashboard too; the RP2040's 150 KB has none
-           "QUALIFY_INTERVAL": 60 if features(heap_kb)["dashboard"] else 0}
+           "QUALIFY_INTERVAL": 60 if features(heap_kb)["dashboard"] else 0,
+           "OVERLOAD": 1 if features(heap_kb)["overload"] else 0}
     table = limits(heap_kb, dashboard, digest)
     for name in table:
         out[SETTINGS[name]] = table[name]
