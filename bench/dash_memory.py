@@ -76,7 +76,9 @@ def steps():
     # call legs: 16 answered calls, heap with and without the legs
     calls = 16
     engine = Engine(Config(overrides=settings(MAX_CALLS=calls, CALL_HISTORY=0)), 7)
-    engine.calls.keep_legs = True  # as the dashboard sets it
+    from switchboard import endcall
+
+    engine.calls.legs = endcall  # as the dashboard sets it
     alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12")
     now = 1000
     engine.receive(alice.register(), alice.addr, now)

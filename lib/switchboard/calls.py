@@ -6,7 +6,6 @@ Finished calls move to a bounded history, newest last.
 """
 
 from switchboard import sdp
-from switchboard.message import ParseError, param, parse_name_addr
 
 TRYING = "trying"
 RINGING = "ringing"
@@ -71,7 +70,7 @@ class Calls:
         self.log = log
         self.answered = 0  # calls answered and calls failed since start (charts)
         self.failed = 0
-        self.keep_legs = False  # keep what ending a call needs (the dashboard sets it)
+        self.legs = None  # endcall.py while the dashboard runs: keeps what ending a call needs
 
     def full(self):
         """True when no further call can start."""
@@ -111,17 +110,13 @@ class Calls:
 
     def in_dialog(self, call_id, method, body, now, req=None):
         """A request inside a call passed through: BYE ends it, others keep it alive.
-        req (the request) keeps each side's highest CSeq for endcall.py."""
+        req (the request) keeps each side's highest CSeq when endcall.py keeps legs."""
         call = self.active.get(call_id)
         if call is None:
             return
         call.last_seen = now
         if req is not None and call.leg_a is not None:
-            tag = _tag(req.get("from"))
-            cseq = req.cseq()[0]
-            for leg in (call.leg_a, call.leg_b):
-                if leg is not None and tag == leg[1] and cseq > leg[5]:
-                    leg[5] = cseq
+            self.legs.track(call, req)
         if method == "BYE":
             call.reason = "bye"
             self._finish(call, ENDED, now)
@@ -129,37 +124,6 @@ class Calls:
             media = sdp.summary(body)
             if media:
                 call.offer = media
-
-    def caller_leg(self, call, req, source):
-        """Keep what a BYE to the caller needs from the initial INVITE (source: its address;
-        the Record-Route it came with leads back to it, nearest first)."""
-        contact = req.values("contact")
-        if not self.keep_legs or not contact:
-            return
-        value = req.get("from")
-        try:
-            call.leg_a = [value, _tag(value), parse_name_addr(contact[0])[1], source,
-                          tuple(req.values("record-route")), req.cseq()[0]]
-        except ParseError:
-            pass
-
-    def callee_leg(self, call, resp, dest, ours):
-        """Keep what a BYE to the callee needs from the 2xx that answered (dest: where its
-        INVITE went; ours: our Record-Route value; the ones above it lead to the callee)."""
-        contact = resp.values("contact")
-        if call.leg_a is None or call.leg_b is not None or not contact:
-            return
-        value = resp.get("to")
-        routes = resp.values("record-route")
-        below = ()
-        for i in range(len(routes)):
-            if routes[i].strip() == ours:
-                below = tuple(reversed(routes[:i]))
-                break
-        try:
-            call.leg_b = [value, _tag(value), parse_name_addr(contact[0])[1], dest, below, 0]
-        except ParseError:
-            pass
 
     def expire(self, now):
         """Close calls idle longer than the idle timeout (a phone vanished without BYE)."""
@@ -188,10 +152,3 @@ class Calls:
         if call.reason:
             text += " (%s)" % call.reason
         self.log("info", text)
-
-
-def _tag(value):
-    try:
-        return param(parse_name_addr(value or "")[2], "tag")
-    except ParseError:
-        return None

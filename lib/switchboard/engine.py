@@ -3,8 +3,7 @@
 `receive(datagram, source, now)` and `tick(now)` return the datagrams to send as
 [(bytes, (ip, port))]; `now` is integer milliseconds from the caller's clock. Each entry
 point makes its own output list and hands it down (no shared output state), so any other
-entry point returns its datagrams the same way: `end_call(call_id, now)`, the dashboard's
-"end call" (endcall.py), gives (problem, datagrams).
+entry point returns its datagrams the same way (the dashboard's "end call", endcall.py).
 
 Optional parts, each imported only when configured: the reachability pings (qualify.py,
 QUALIFY_INTERVAL; its tick runs in tick(), the answers to its pings are taken before the
@@ -180,19 +179,6 @@ class Engine:
             except MemoryError:
                 gc.collect()
                 self.counters["memory_errors"] += 1
-
-    def end_call(self, call_id, now):
-        """The dashboard's "end call": (None or why not, [(bytes, (ip, port))] to send)."""
-        out = []
-        try:
-            from switchboard.endcall import end_call  # only when a call is ended
-
-            problem = end_call(self, call_id, now, out)
-        except MemoryError:
-            self._out_of_memory("end call", None, None, now, out)
-            problem = "out of memory"
-        self._done(out, now)
-        return problem, out
 
     def tick(self, now):
         """Run the timers that are due; return [(bytes, (ip, port))] to send."""

@@ -170,7 +170,9 @@ def add_routes(dashboard, heap_free):
         from switchboard.trace import Trace  # only with the dashboard: its ladders need it
 
         engine.trace = Trace(engine.config.message_trace)
-    engine.calls.keep_legs = True  # what "end call" needs, kept per call from now on
+    from switchboard import endcall
+
+    engine.calls.legs = endcall  # what "end call" needs, kept per call from now on
     sampler = Sampler(engine, heap_free)
     dashboard.app.services.append(sampler)
     headers = {"Cache-Control": "no-store"}
@@ -213,7 +215,7 @@ def add_routes(dashboard, heap_free):
         if refused:
             return refused
         call_id = request.query_params.get("call_id") or ""
-        problem, out = engine.end_call(call_id, clock.now())
+        problem, out = endcall.end(engine, call_id, clock.now())
         for data, dest in out:
             dashboard.app.sip.send(data, dest)
         if problem:

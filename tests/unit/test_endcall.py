@@ -3,12 +3,15 @@ client transactions of their own; the record keeps tags, contacts, Route sets an
 
 from flows import Phone, first_line, new_engine, status
 
+from switchboard.endcall import end
 from switchboard.message import parse
 
 
 def answered_call(extra_rr=None):
     engine = new_engine()
-    engine.calls.keep_legs = True  # as the dashboard sets it (views.add_routes)
+    from switchboard import endcall
+
+    engine.calls.legs = endcall  # as the dashboard sets it (views.add_routes)
     alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12", 5070)
     now = 1000
     for p in (alice, bob):
@@ -29,7 +32,7 @@ def answered_call(extra_rr=None):
 
 def test_end_call_sends_bye_to_both_phones_inside_the_dialog():
     engine, alice, bob, now = answered_call()
-    problem, out = engine.end_call("stuck-1", now)
+    problem, out = end(engine, "stuck-1", now)
     assert problem is None and len(out) == 2
     byes = dict((a, parse(d)) for d, a in out)
     to_alice, to_bob = byes[alice.addr], byes[bob.addr]
@@ -56,7 +59,7 @@ def test_end_call_sends_bye_to_both_phones_inside_the_dialog():
 
 def test_bye_unanswered_is_retransmitted():
     engine, alice, bob, now = answered_call()
-    _, out = engine.end_call("stuck-1", now)
+    _, out = end(engine, "stuck-1", now)
     again = engine.tick(now + 600)
     byes = sorted(first_line(d) for d, _ in again if d.startswith(b"BYE"))
     assert byes == sorted(first_line(d) for d, _ in out)
@@ -64,7 +67,7 @@ def test_bye_unanswered_is_retransmitted():
 
 def test_route_set_towards_the_caller_is_kept():
     engine, alice, bob, now = answered_call("<sip:10.0.0.50;lr>")
-    _, out = engine.end_call("stuck-1", now)
+    _, out = end(engine, "stuck-1", now)
     by_dest = dict((a, parse(d)) for d, a in out)
     assert by_dest[("10.0.0.50", 5060)].values("route") == ["<sip:10.0.0.50;lr>"]
     assert by_dest[("10.0.0.50", 5060)].uri == "sip:1001@10.0.0.11:5060"
@@ -73,10 +76,10 @@ def test_route_set_towards_the_caller_is_kept():
 
 def test_refusals():
     engine, alice, bob, now = answered_call()
-    assert engine.end_call("nope", now) == ("no such call", [])
+    assert end(engine, "nope", now) == ("no such call", [])
     out = engine.receive(alice.invite("1002", "ringing-1"), alice.addr, now)
     assert [d for d, a in out if a == bob.addr]
-    assert engine.end_call("ringing-1", now + 10) == ("the call is not answered yet", [])
+    assert end(engine, "ringing-1", now + 10) == ("the call is not answered yet", [])
     assert "ringing-1" in engine.calls.active
 
 
@@ -90,4 +93,4 @@ def test_without_the_dashboard_no_call_keeps_its_legs():
     engine.receive(bob.answer(fwd, 200, "OK", sdp=True), bob.addr, 1020)
     call = engine.calls.active["plain"]
     assert call.answered is not None and call.leg_a is None and call.leg_b is None
-    assert engine.end_call("plain", 1030)[0].startswith("what a BYE needs was not kept")
+    assert end(engine, "plain", 1030)[0].startswith("what a BYE needs was not kept")

@@ -39,7 +39,7 @@ SIP = ["switchboard.board", "switchboard.boot", "adafruit_ticks", "switchboard.a
 DIGEST = ["switchboard.auth", "hash:md5", "hash:sha256"]
 DASHBOARD = ["switchboard.dashstart", "adafruit_wiznet5k.adafruit_wiznet5k_socketpool",
              "switchboard.http", "switchboard.views", "switchboard.stats",
-             "switchboard.trace"]  # views: extensions, charts, ladders (issue 16)
+             "switchboard.trace", "switchboard.endcall"]  # issue 16: views, charts, ladders
 FEATURE_SETS = (
     ("SIP", SIP + ["forget"]),
     ("SIP + digest", SIP + DIGEST + ["forget"]),
