@@ -31,14 +31,9 @@ UNKNOWN = ("busio", "", "", "", "", "", 150, "unknown")
 # adafruit_wiznet5k without its DHCP and DNS modules, adafruit_ticks, adafruit_bus_device,
 # board.py); digest adds
 # auth.py, MD5 and auth's table of 64 nonce counts (about 3 KB when full); the dashboard adds
-<<<<<<< HEAD
-# adafruit_httpserver, the socket pool, http.py, and views.py, stats.py, trace.py (issue 16:
-# 79 KB with them, measured with tests/w5500/budget.py as the board loads them).
-IMPORTS = {"base": 104, "digest": 16, "dashboard": 80, "overload": 12}
-=======
-# adafruit_httpserver, the socket pool, http.py.
-IMPORTS = {"base": 103, "digest": 16, "dashboard": 72, "overload": 5}
->>>>>>> main
+# adafruit_httpserver, the socket pool, http.py, and views.py, stats.py, trace.py, endcall.py
+# (issue 16: 80 KB with them, measured with tests/w5500/budget.py as the board loads them).
+IMPORTS = {"base": 104, "digest": 16, "dashboard": 80, "overload": 5}
 # Bytes per table entry on the 32-bit VM (bench/vm_memory.py; docs/performance.md),
 # rounded up: a binding with its rate-limit source, a transaction while it lingers (1112 of
 # them held 510 KB in bench/vm_board.py's load), an active call, a call kept in the history.
