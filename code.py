@@ -77,6 +77,13 @@ def host_main():
     except OSError as e:
         log("error", "cannot open SIP port %s:%d: %s" % (config.sip_host, config.sip_port, e))
         return 1
+    if str(getenv("TRUNK") or "").strip():
+        from switchboard.trunk import install as install_trunk
+
+        def resolve(name):  # blocking: only ever called by the trunk's Resolver service
+            return socket.getaddrinfo(name, None, socket.AF_INET, socket.SOCK_DGRAM)[0][4][0]
+
+        install_trunk(app, getenv, resolve)  # the trunk, only when configured
     dashboard = None
     try:
         from switchboard.http import Dashboard
@@ -341,6 +348,13 @@ def board_main():
         log("error", "cannot open SIP port %d: %r" % (config.sip_port, e))
         return 1
     app.services.append(net)
+    if str(getenv("TRUNK") or "").strip():
+        from switchboard.trunk import install as install_trunk
+
+        def resolve(name):  # the driver's DNS blocks: at start only (once=True)
+            return net.eth.pretty_ip(net.eth.get_host_by_name(name))
+
+        install_trunk(app, getenv, resolve, once=True)  # the trunk, only when configured
     dashboard = None
     guard = None
     timer = None

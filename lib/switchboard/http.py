@@ -213,6 +213,7 @@ class Dashboard:
             "blocked_sources": eng.blocked_sources(now),
             "auth": eng.auth.stats if eng.auth is not None else None,
             "counters": counters,
+            "trunk": eng.trunk.status(now) if eng.trunk is not None else None,
         }
 
     def api_status(self, request):
@@ -307,6 +308,11 @@ def render_health(status):
     items = [("IP", net.get("ip") or "-"), ("MAC", net.get("mac") or "-"),
              ("Free heap", "n/a" if status["heap_free"] is None else
               "%d KB" % (status["heap_free"] // 1024))]
+    trunk = status.get("trunk")
+    if trunk:
+        why = " %s %s" % (trunk["last_status"] or "", trunk["last_reason"]) \
+            if trunk["state"] != "registered" and trunk["last_reason"] else ""
+        items.append(("Trunk", "%s %s%s" % (trunk["account"], trunk["state"], why)))
     for name in status["tables"]:
         t = status["tables"][name]
         items.append((name, "%d / %d" % (t["use"], t["limit"])))
