@@ -84,6 +84,232 @@ def test_outgoing_call_answered_caller_hangs_up(itsp, site, outside):
     # challenged INVITE (1) and BYE (3) answered with credentials: the outside saw 2 and 4
     assert cseq_numbers(result, "INVITE") == [2]
     assert cseq_numbers(result, "BYE") == [4]
+    site.read_available(0.3)
     everything = "\n".join(m for _, m in result.messages) + "\n".join(site.lines)
     assert TRUNK_PW not in everything
     assert TRUNK_PW not in str(api_status(site))
+    assert "algorithm=MD5" in itsp.log()  # what this ITSP offers by default
+
+
+def test_outgoing_call_outside_hangs_up(itsp, site, outside):
+    wait_trunk(site, "registered")
+    outside.register()
+    callee = outside.answer("uas_answer_hangup.xml", pause_ms=300)
+    alice = Phone("1001", "127.0.0.11", site)
+    try:
+        alice.register_here()
+        alice.send(alice.invite("05550100", "trunk-out-2"))
+        ok = alice.expect("SIP/2.0 200")
+        alice.send(alice.in_dialog("ACK", ok, 1))
+        bye = alice.expect("BYE")
+        alice.send(alice.answer(bye, 200, "OK"))
+        result = callee.wait()
+    finally:
+        alice.close()
+    assert result.ok, result.report()
+    # the BYE reached the phone inside its own dialog: its Call-ID and its own tag as To
+    assert b"Call-ID: trunk-out-2" in bye
+    assert b"tag=t1001" in bye.split(b"\r\nTo:")[1].split(b"\r\n")[0]
+    site.wait_for("call trunk-out-2 1001 -> 05550100 ended", timeout=3)
+
+
+def test_outgoing_call_cancelled_before_answer(itsp, site, outside):
+    wait_trunk(site, "registered")
+    outside.register()
+    callee = outside.answer("uas_ring.xml")
+    alice = Phone("1001", "127.0.0.11", site)
+    try:
+        alice.register_here()
+        invite = alice.invite("05550100", "trunk-out-3")
+        alice.send(invite)
+        alice.expect("SIP/2.0 180")
+        alice.send(alice.cancel(invite))
+        alice.expect("SIP/2.0 200")
+        final = alice.expect("SIP/2.0 487")
+        alice.send(alice.ack(invite, final))
+        result = callee.wait()
+    finally:
+        alice.close()
+    assert result.ok, result.report()
+    assert messages(result, "CANCEL"), result.report()
+
+
+def test_outgoing_call_busy(itsp, site, outside):
+    wait_trunk(site, "registered")
+    outside.register()
+    callee = outside.answer("uas_busy.xml")
+    alice = Phone("1001", "127.0.0.11", site)
+    try:
+        alice.register_here()
+        invite = alice.invite("05550100", "trunk-out-4")
+        alice.send(invite)
+        final = alice.expect("SIP/2.0 486")
+        alice.send(alice.ack(invite, final))
+        result = callee.wait()
+    finally:
+        alice.close()
+    assert result.ok, result.report()
+
+
+def answer_incoming(phone):
+    """The phone rings, answers, takes the ACK and then the caller's BYE."""
+    invite = phone.expect("INVITE")
+    phone.send(phone.answer(invite, 180, "Ringing"))
+    phone.send(phone.answer(invite, 200, "OK", sdp=True))
+    phone.expect("ACK")
+    bye = phone.expect("BYE", timeout=10)
+    phone.send(phone.answer(bye, 200, "OK"))
+    return invite
+
+
+@pytest.mark.parametrize("dialled,who", [("+4930123456", "1002"), ("+4930999999", "600")])
+def test_incoming_call_to_did_rings_its_extension(itsp, outside, dialled, who):
+    """A DID listed in TRUNK_DIDS reaches its extension, any other the TRUNK_INBOUND one
+    (an extension: ring groups come with the PBX branch)."""
+    site = switchboard(itsp, TRUNK_DIDS="+4930123456=1002")
+    phone = Phone(who, "127.0.0.12", site)
+    try:
+        wait_trunk(site, "registered")
+        phone.register_here()
+        outside.register()
+        caller = outside.call(dialled, pause_ms=300)
+        invite = answer_incoming(phone)
+        result = caller.wait()
+    finally:
+        phone.close()
+        site.stop()
+    assert result.ok, result.report()
+    assert first_line(invite.decode()).startswith("INVITE sip:%s@" % who)
+    assert b"5550100" in invite.split(b"\r\nFrom:")[1].split(b"\r\n")[0]
+
+
+def call_out_refused(site, ip="127.0.0.11"):
+    """1001 dials out: the final answer comes at once (s) and is returned."""
+    alice = Phone("1001", ip, site)
+    try:
+        alice.register_here()
+        invite = alice.invite("05550100", "trunk-down-%d" % site.sip_port)
+        started = time.monotonic()
+        alice.send(invite)
+        final = alice.expect("SIP/2.0 5", timeout=3)
+        took = time.monotonic() - started
+        alice.send(alice.ack(invite, final))
+    finally:
+        alice.close()
+    return final, took
+
+
+def test_wrong_password_status_says_why_and_calls_get_503(itsp):
+    site = switchboard(itsp, TRUNK_PASSWORD="not-the-password")
+    try:
+        trunk = wait_trunk(site, "failing")
+        final, took = call_out_refused(site)
+        site.read_available(0.3)
+    finally:
+        site.stop()
+    assert trunk["last_status"] == 401 and trunk["last_reason"] == "Unauthorized"
+    assert 25 <= trunk["next_try"] <= 30  # back-off starts at 30 s
+    assert first_line(final.decode()).startswith("SIP/2.0 503")
+    assert took < 1.0
+    assert any("not registered: 401 Unauthorized; next try in 30 s" in line
+               for line in site.lines)
+    assert not any("not-the-password" in line for line in site.lines)
+
+
+def test_unreachable_trunk_status_says_why_and_calls_get_503(tmp_path):
+    from hostmode import free_port
+
+    nobody = free_port()  # nothing listens there
+    site = HostMode({"SIP_USERS": "1001", "TRUNK": "sip:siteA@127.0.0.1:%d" % nobody,
+                     "TRUNK_PASSWORD": TRUNK_PW})
+    try:
+        assert api_status(site)["trunk"]["state"] == "registering"
+        final, took = call_out_refused(site)  # at once, not after Timer F
+        trunk = wait_trunk(site, "failing", timeout=40)  # the REGISTER times out (64*T1)
+    finally:
+        site.stop()
+    assert first_line(final.decode()).startswith("SIP/2.0 503") and took < 1.0
+    assert trunk["last_status"] == 408
+
+
+def test_trunk_host_name_resolved_by_the_shell_and_sha256(tmp_path):
+    """TRUNK names its host (localhost): host mode resolves it before registering; the
+    ITSP challenges with SHA-256."""
+    k = Kamailio(str(tmp_path), {"siteA": TRUNK_PW}, trunks=("siteA",), sha256=True)
+    site = HostMode({"SIP_USERS": "1001", "TRUNK": "sip:siteA@localhost:%d" % k.port,
+                     "TRUNK_PASSWORD": TRUNK_PW})
+    try:
+        trunk = wait_trunk(site, "registered")
+    finally:
+        site.stop()
+        k.stop()
+    assert trunk["server"] == "127.0.0.1:%d" % k.port
+    assert trunk["account"] == "sip:siteA@localhost:%d" % k.port
+    assert "REGISTER siteA by siteA: Digest" in k.log()
+    assert "algorithm=SHA-256" in k.log() and "algorithm=MD5" not in k.log()
+
+
+def call_through(caller, callee, dialled, call_id):
+    """caller dials; callee (at the other site) rings and answers; caller hangs up."""
+    caller.send(caller.invite(dialled, call_id))
+    invite = callee.expect("INVITE")
+    callee.send(callee.answer(invite, 180, "Ringing"))
+    caller.expect("SIP/2.0 180")
+    callee.send(callee.answer(invite, 200, "OK", sdp=True))
+    ok = caller.expect("SIP/2.0 200")
+    caller.send(caller.in_dialog("ACK", ok, 1))
+    callee.expect("ACK")
+    caller.send(caller.in_dialog("BYE", ok, 2))
+    bye = callee.expect("BYE")
+    callee.send(callee.answer(bye, 200, "OK"))
+    caller.expect("SIP/2.0 200")
+    return invite
+
+
+def test_two_sites_call_each_other_and_survive_each_other(itsp):
+    """Site A (1xxx) and site B (2xxx, its trunk host given by name) registered to one
+    Kamailio, which routes between the ranges: 1001 at A calls 2001 at B and back; A keeps
+    working while B is stopped, and B (started again) while A is stopped."""
+    def site_a():
+        return switchboard(itsp, SIP_USERS="1001,1002", TRUNK_INBOUND="")
+
+    def site_b():
+        return switchboard(itsp, SIP_USERS="2001,2002", TRUNK_INBOUND="",
+                           TRUNK="sip:siteB@localhost:%d" % itsp.port,
+                           TRUNK_PASSWORD="trunk-secret-B")
+
+    a = site_a()
+    b = site_b()
+    phones = []
+    try:
+        wait_trunk(a, "registered")
+        wait_trunk(b, "registered")
+        a1001 = Phone("1001", "127.0.0.31", a)
+        a1002 = Phone("1002", "127.0.0.32", a)
+        b2001 = Phone("2001", "127.0.0.41", b)
+        phones += [a1001, a1002, b2001]
+        for p in phones:
+            p.register_here()
+        at_b = call_through(a1001, b2001, "02001", "two-sites-1")
+        at_a = call_through(b2001, a1001, "01001", "two-sites-2")
+        b.stop()
+        call_through(a1001, a1002, "1002", "two-sites-3")  # A alone: local calls go on
+        assert api_status(a)["trunk"]["state"] == "registered"
+        b = site_b()
+        wait_trunk(b, "registered")
+        a.stop()
+        b2001b = Phone("2001", "127.0.0.43", b)
+        b2002 = Phone("2002", "127.0.0.42", b)
+        phones += [b2001b, b2002]
+        b2001b.register_here()
+        b2002.register_here()
+        call_through(b2001b, b2002, "2002", "two-sites-4")  # B alone
+        assert api_status(b)["trunk"]["state"] == "registered"
+    finally:
+        for p in phones:
+            p.close()
+        a.stop()
+        b.stop()
+    assert first_line(at_b.decode()).startswith("INVITE sip:2001@")
+    assert b"siteA" in at_b.split(b"\r\nFrom:")[1].split(b"\r\n")[0]  # A's account calls
+    assert first_line(at_a.decode()).startswith("INVITE sip:1001@")
