@@ -313,3 +313,43 @@ def test_two_sites_call_each_other_and_survive_each_other(itsp):
     assert first_line(at_b.decode()).startswith("INVITE sip:2001@")
     assert b"siteA" in at_b.split(b"\r\nFrom:")[1].split(b"\r\n")[0]  # A's account calls
     assert first_line(at_a.decode()).startswith("INVITE sip:1001@")
+
+
+def test_hold_both_ways_in_an_outgoing_call(itsp, site, outside):
+    """The phone puts the outside on hold (re-INVITE, challenged upstream and answered with
+    the trunk credentials), then the outside holds the phone (its own re-INVITE reaches the
+    phone in the phone's dialog); the phone hangs up. The outside sees CSeq rising with no
+    gap the phone could see: INVITE 2, re-INVITE 4, BYE 6 (1, 3 and 5 were challenged)."""
+    from flows import SDP
+
+    wait_trunk(site, "registered")
+    outside.register()
+    callee = outside.answer("uas_answer_hold.xml")
+    alice = Phone("1001", "127.0.0.11", site)
+    try:
+        alice.register_here()
+        alice.send(alice.invite("05550100", "trunk-hold"))
+        ok = alice.expect("SIP/2.0 200")
+        alice.send(alice.in_dialog("ACK", ok, 1))
+        hold = (SDP % ("127.0.0.11", "127.0.0.11", 4002)).replace("sendrecv", "sendonly")
+        reinvite = alice.in_dialog("INVITE", ok, 2).replace(
+            b"Content-Length: 0\r\n\r\n",
+            ("Contact: %s\r\nContent-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s"
+             % (alice.contact(), len(hold), hold)).encode())
+        alice.send(reinvite)
+        ok2 = alice.expect("SIP/2.0 200")
+        assert b"a=recvonly" in ok2
+        alice.send(alice.in_dialog("ACK", ok2, 2))
+        held = alice.expect("INVITE")
+        assert b"a=sendonly" in held and b"Call-ID: trunk-hold" in held
+        alice.send(alice.answer(held, 200, "OK", sdp=True))
+        alice.expect("ACK")
+        alice.send(alice.in_dialog("BYE", ok, 3))
+        alice.expect("SIP/2.0 200")
+        result = callee.wait()
+    finally:
+        alice.close()
+    assert result.ok, result.report()
+    assert cseq_numbers(result, "INVITE") == [2, 4]
+    assert cseq_numbers(result, "BYE") == [6]
+    assert not [f for f in alice.firsts() if f.startswith(("SIP/2.0 401", "SIP/2.0 407"))]
