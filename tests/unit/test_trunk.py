@@ -279,3 +279,36 @@ def test_trunk_module_is_not_imported_without_trunk():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_transfer_refer_and_notify_cross_the_legs():
+    """The phone transfers the outside party (REFER): the upstream gets a REFER of ours with
+    the Refer-To, the next CSeq and the trunk credentials when challenged; its 202 and its
+    NOTIFY come back into the phone's dialog."""
+    engine, trunk, net, up, alice = registered()
+    invite_up = find(net.send(alice, alice.invite("05550100", "x-1")), "INVITE", UPSTREAM)
+    ok = find(net.send(up, up.answer(invite_up, 200, "OK", tag="far", sdp=True)),
+              "SIP/2.0 200", alice.addr)
+    net.send(alice, alice.in_dialog("ACK", ok, 1))
+    refer = alice.in_dialog("REFER", ok, 2).replace(
+        b"Content-Length: 0", b"Refer-To: <sip:5550111@itsp.test>\r\n"
+                              b"Contact: <sip:1001@10.0.0.11:5060>\r\nContent-Length: 0")
+    refer_up = find(net.send(alice, refer), "REFER", UPSTREAM)
+    m = parse(refer_up)
+    assert m.get("refer-to") == "<sip:5550111@itsp.test>" and m.cseq() == (2, "REFER")
+    assert m.get("call-id") == parse(invite_up).get("call-id")
+    refer_up = find(net.send(up, up.challenge(refer_up, 407)), "REFER", UPSTREAM)
+    assert parse(refer_up).cseq() == (3, "REFER")
+    out = net.send(up, up.answer(refer_up, 202, "Accepted", tag="far"))
+    assert find(out, "SIP/2.0 202", alice.addr)
+    notify = up.in_dialog_as_callee("NOTIFY", invite_up, "far", 2).replace(
+        b"Content-Length: 0\r\n\r\n",
+        b"Event: refer\r\nSubscription-State: terminated;reason=noresource\r\n"
+        b"Content-Type: message/sipfrag\r\nContent-Length: 16\r\n\r\nSIP/2.0 200 OK\r\n")
+    to_alice = parse(find(net.send(up, notify), "NOTIFY", alice.addr))
+    assert to_alice.get("call-id") == "x-1" and to_alice.get("event") == "refer"
+    assert to_alice.body == b"SIP/2.0 200 OK\r\n"
+    assert to_alice.get("subscription-state") == "terminated;reason=noresource"
+    out = net.send(alice, alice.answer(find([(to_alice.to_bytes(), alice.addr)], "NOTIFY"),
+                                       200, "OK"))
+    assert find(out, "SIP/2.0 200", UPSTREAM)
