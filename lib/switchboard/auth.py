@@ -43,6 +43,7 @@ def hasher(name):
 
 
 def hexdigest(make, text):
+    """Lower-case hex digest of text (str or bytes) with the hash constructor make."""
     data = text.encode() if isinstance(text, str) else text
     return hexlify(make(data).digest()).decode()
 
@@ -117,6 +118,7 @@ class Auth:
         self.serial = 0
 
     def limits(self):
+        """Use and limit of auth's bounded tables: {name: (use, limit)}."""
         return {"nonces": (len(self.counts), MAX_NONCES),
                 "failing_sources": (len(self.failing), MAX_FAILING)}
 
@@ -169,6 +171,7 @@ class Auth:
         req.remove("proxy-authorization", unless=other_realm)
 
     def challenges(self, header, now, stale):
+        """One challenge header per offered algorithm, sharing a fresh nonce."""
         nonce = self.nonce(now)
         out = []
         for label, _ in self.algorithms:

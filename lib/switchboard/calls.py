@@ -16,6 +16,8 @@ FAILED = "failed"
 
 
 class Call:
+    """One INVITE dialog: who called whom, its state and times (ms), the SDP summaries."""
+
     __slots__ = ("call_id", "caller", "callee", "state", "status", "started", "answered",
                  "ended", "last_seen", "offer", "answer", "reason")
 
@@ -41,6 +43,7 @@ class Call:
         return (end - self.answered) // 1000
 
     def as_dict(self, now):
+        """The call as plain data for the dashboard (ages and durations in seconds)."""
         return {
             "call_id": self.call_id, "caller": self.caller, "callee": self.callee,
             "state": self.state, "status": self.status,
@@ -51,6 +54,8 @@ class Call:
 
 
 class Calls:
+    """Calls in progress by Call-ID (at most max_calls) and a bounded history of finished ones."""
+
     def __init__(self, max_calls, history_size, idle_timeout_ms, log):
         self.max_calls = max_calls
         self.history_size = history_size
@@ -60,9 +65,12 @@ class Calls:
         self.log = log
 
     def full(self):
+        """True when no further call can start."""
         return len(self.active) >= self.max_calls
 
     def start(self, call_id, caller, callee, body, now):
+        """A call for an initial INVITE (the existing one for a known Call-ID); None when
+        the table is full."""
         if call_id in self.active or self.full():
             return self.active.get(call_id)
         call = Call(call_id, caller, callee, now)

@@ -220,7 +220,7 @@ class Engine:
             self.counters["parse_errors"] += 1
             m = e.message
             if m is not None and m.method is not None and m.method != "ACK":
-                self._reject(m, source, e.code, e.reason, out)
+                self._answer_bad_request(m, source, e.code, e.reason, out)
             else:
                 self.counters["dropped"] += 1
             self.log("debug", "bad message from %s: %s" % (source[0], e.reason))
@@ -235,7 +235,7 @@ class Engine:
         self.counters["requests"] += 1
         self._request(msg, source, now, out)
 
-    def _reject(self, req, source, status, reason, out):
+    def _answer_bad_request(self, req, source, status, reason, out):
         """Answer a request that failed validation, statelessly. It goes where the top Via
         says (RFC 3581: the source address), or straight back to the source when that Via is
         itself invalid; a request without any Via is dropped."""
@@ -256,10 +256,10 @@ class Engine:
             via = Via(value)
             ruri = self._validate(req)
         except ParseError as e:
-            # a bad Via too: the answer goes to the source (see _reject)
+            # a bad Via too: the answer goes to the source (see _answer_bad_request)
             if req.method != "ACK":
                 self.counters["parse_errors"] += 1
-                self._reject(req, source, 400, e.reason, out)
+                self._answer_bad_request(req, source, 400, e.reason, out)
             else:
                 self.counters["dropped"] += 1
             return
@@ -401,6 +401,7 @@ class Engine:
         return [c.as_dict(now) for c in reversed(self.calls.history)]
 
     def table_use(self):
+        """How many entries each bounded table holds now."""
         use = {"bindings": self.location.count, "transactions": self.txns.busy(),
                "calls": len(self.calls.active), "history": len(self.calls.history)}
         if self.ratelimit is not None:
@@ -421,6 +422,7 @@ class Engine:
         return out
 
     def blocked_sources(self, now):
+        """Source addresses the flood limit blocks now, with the seconds left."""
         if self.ratelimit is None:
             return []
         return [{"address": ip, "seconds_left": left} for ip, left in self.ratelimit.blocked(now)]

@@ -12,6 +12,27 @@ The base Router does what a plain registrar-proxy does: loose routing by Route (
 location lookup for our users (§16.5), the Request-URI otherwise, one stage. PBX features
 (ring and hunt groups, aliases, forwarding, DND, intercom, feature codes) and a SIP trunk
 subclass it (override `lookup()`, `route()` or `next()`) without touching forwarding.
+
+Plugging one in: build the parts it shares with the engine and inject them all,
+
+    here = Here(config)
+    location = Location(config.max_bindings, config.max_contacts_per_aor)
+    engine = Engine(config, seed, log, auth=auth, here=here, location=location,
+                    router=MyRouter(config, here, location))
+
+What the proxy guarantees a router (tests/unit/test_proxy.py shows each with a small
+router of two stages):
+- route() is called once per request the proxy forwards: initial requests, in-dialog ones
+  (`message.to_tag(req)` is not None: follow the Route set, apply no dialplan) and ACKs
+  for 2xx (only the first target is used); `caller` is the From user, which digest auth, when
+  on, has checked against the credentials;
+- a Decision's targets ring in parallel as one stage; Target.headers go on that branch only;
+- next() is called when every branch of the stage ended without a 2xx (best_status is the
+  best final status, 408 when only timeouts came back) or when the stage's `timeout` fired
+  (its pending branches are CANCELled first; best_status 408 unless a final came). It is
+  not called after a 6xx, after the caller's CANCEL, or once any branch answered 2xx;
+- the answers of a stage's branches compete for the caller's final response only within
+  that stage; a late 2xx from an earlier stage still reaches the caller.
 """
 
 from switchboard.message import URI, ParseError, is_ipv4, parse_name_addr

@@ -2,12 +2,13 @@
 
 Table-driven in the manner of h11's `_state.py`: a transaction is in one named state;
 an *event* (a response received or sent, a timer, a retransmitted request, an ACK, a
-CANCEL wanted by the proxy) is looked up in TRANSITIONS[kind][state] and gives the next
-state and the *steps* to run. `TransactionTable.handle()` runs them and returns *actions*
+CANCEL wanted by the proxy) is looked up with `transition(kind, state, event)` (the table is
+written out readably as _SOURCE below) and gives the next state and the *steps* to run.
+`TransactionTable.handle()` runs them and returns *actions*
 for the transaction user (the proxy), as tuples:
 
     (SEND, bytes, (ip, port))   put these bytes on the wire
-    (DELIVER, status)           a response for the response context (client side)
+    (DELIVER,)                  the response for the response context (client side)
     (STRAY_2XX,)                a 2xx for a branch already finished: relay it statelessly
     (SEND_CANCEL,)              CANCEL this branch now (it has a provisional response)
     (TIMEOUT, name)             the branch is over without an answer ("B", "F" or "C"): 408
@@ -34,30 +35,34 @@ T4 = 5000
 LINGER = 64 * T1  # Timers B, F, H, J and D on UDP
 
 # kinds
-INVITE_CLIENT = "ICT"
-NON_INVITE_CLIENT = "NICT"
-INVITE_SERVER = "IST"
-NON_INVITE_SERVER = "NIST"
+INVITE_CLIENT = 0
+NON_INVITE_CLIENT = 1
+INVITE_SERVER = 2
+NON_INVITE_SERVER = 3
 
-# states (§17.1.1, §17.1.2, §17.2.1, §17.2.2; ACCEPTED from RFC 6026)
-CALLING = "Calling"
-TRYING = "Trying"
-PROCEEDING = "Proceeding"
-COMPLETED = "Completed"
-CONFIRMED = "Confirmed"
-ACCEPTED = "Accepted"
-TERMINATED = "Terminated"
+
+# states (§17.1.1, §17.1.2, §17.2.1, §17.2.2; ACCEPTED from RFC 6026); from COMPLETED on, a
+# transaction is finished (it only absorbs retransmissions)
+CALLING = 1
+TRYING = 2
+PROCEEDING = 3
+COMPLETED = 4
+CONFIRMED = 5
+ACCEPTED = 6
+TERMINATED = 7
+STATE_NAMES = ("", "Calling", "Trying", "Proceeding", "Completed", "Confirmed", "Accepted",
+               "Terminated")
 
 # events
-PROVISIONAL = "1xx"
-SUCCESS = "2xx"
-FAILURE = "3xx-6xx"
-RETRANSMIT_TIMER = "timer A/E/G"
-GIVE_UP_TIMER = "timer B/F/H"
-TIMER_C = "timer C"
-REQUEST = "request again"  # a retransmitted request reached a server transaction
-ACK = "ACK"
-CANCEL = "cancel"  # the proxy wants this INVITE branch cancelled
+PROVISIONAL = 1  # a 1xx received (client) or sent (server)
+SUCCESS = 2  # a 2xx
+FAILURE = 3  # a 3xx-6xx
+RETRANSMIT_TIMER = 4  # Timer A, E or G
+GIVE_UP_TIMER = 5  # Timer B, F or H
+TIMER_C = 6
+REQUEST = 7  # a retransmitted request reached a server transaction
+ACK = 8
+CANCEL = 9  # the proxy wants this INVITE branch cancelled
 
 # actions returned to the transaction user
 SEND = "send"
@@ -67,115 +72,143 @@ SEND_CANCEL = "send CANCEL"
 TIMEOUT = "timeout"
 
 # what a client INVITE knows about cancelling it (§9.1)
-NO_CANCEL = "none"
-CANCEL_WANTED = "wanted"  # sent when a provisional response arrives
-CANCEL_SENT = "sent"
+NO_CANCEL = 0
+CANCEL_WANTED = 1  # sent when a provisional response arrives
+CANCEL_SENT = 2
 
-# steps a transition runs (in order)
-_RESEND = "resend"  # server: the last response again; client: the request again
-_ACK = "ack"  # client INVITE: ACK the non-2xx final (§17.1.1.3)
-_DELIVER = "deliver"
-_STRAY = "stray"
-_WANT_CANCEL = "want cancel"
-_CANCEL = "cancel"
-_CANCEL_IF_WANTED = "cancel if wanted"
-_TIMEOUT = "timeout"
+# steps a transition runs, as bit flags; they always run in this order
+_RESEND = 1  # server: the last response again; client: the request again
+_WANT_CANCEL = 2
+_CANCEL_IF_WANTED = 4
+_CANCEL = 8
+_ACK = 16  # client INVITE: ACK the non-2xx final (§17.1.1.3)
+_DELIVER = 32
+_STRAY = 64
+_TIMEOUT = 128
+_STEPS = (_RESEND, _WANT_CANCEL, _CANCEL_IF_WANTED, _CANCEL, _ACK, _DELIVER, _STRAY, _TIMEOUT)
 
-TRANSITIONS = {
+
+
+def _flatten(source):
+    """{kind: {state: {event: (next, steps)}}} as 2 bytes per (kind, state, event) in one
+    bytearray (640 bytes; a dict of the same would take several KB on a board)."""
+    table = bytearray(4 * 8 * 10 * 2)
+    for kind in source:
+        for state in source[kind]:
+            for event in source[kind][state]:
+                state_next, steps = source[kind][state][event]
+                value = state_next | steps << 3  # never 0: every state is >= 1
+                i = ((kind * 8 + state) * 10 + event) * 2
+                table[i] = value & 0xFF
+                table[i + 1] = value >> 8
+    return table
+
+
+# The table, written readably: {kind: {state: {event: (next state, steps)}}}, kept only in
+# its flat form.
+_TABLE = _flatten({
     INVITE_CLIENT: {
         CALLING: {
-            PROVISIONAL: (PROCEEDING, (_CANCEL_IF_WANTED, _DELIVER)),
-            SUCCESS: (ACCEPTED, (_DELIVER,)),
-            FAILURE: (COMPLETED, (_ACK, _DELIVER)),
-            RETRANSMIT_TIMER: (CALLING, (_RESEND,)),
-            GIVE_UP_TIMER: (COMPLETED, (_TIMEOUT,)),  # Timer B
-            CANCEL: (CALLING, (_WANT_CANCEL,)),
+            PROVISIONAL: (PROCEEDING, _CANCEL_IF_WANTED | _DELIVER),
+            SUCCESS: (ACCEPTED, _DELIVER),
+            FAILURE: (COMPLETED, _ACK | _DELIVER),
+            RETRANSMIT_TIMER: (CALLING, _RESEND),  # Timer A
+            GIVE_UP_TIMER: (COMPLETED, _TIMEOUT),  # Timer B
+            CANCEL: (CALLING, _WANT_CANCEL),
         },
         PROCEEDING: {
-            PROVISIONAL: (PROCEEDING, (_DELIVER,)),
-            SUCCESS: (ACCEPTED, (_DELIVER,)),
-            FAILURE: (COMPLETED, (_ACK, _DELIVER)),
-            TIMER_C: (COMPLETED, (_CANCEL, _TIMEOUT)),
-            CANCEL: (PROCEEDING, (_CANCEL,)),
+            PROVISIONAL: (PROCEEDING, _DELIVER),
+            SUCCESS: (ACCEPTED, _DELIVER),
+            FAILURE: (COMPLETED, _ACK | _DELIVER),
+            TIMER_C: (COMPLETED, _CANCEL | _TIMEOUT),
+            CANCEL: (PROCEEDING, _CANCEL),
         },
         COMPLETED: {  # Timer D: lingering; a final retransmitted is ACKed again
-            FAILURE: (COMPLETED, (_ACK,)),
-            SUCCESS: (COMPLETED, (_STRAY,)),
+            FAILURE: (COMPLETED, _ACK),
+            SUCCESS: (COMPLETED, _STRAY),
         },
         ACCEPTED: {  # further 2xx (retransmitted or forked) go upstream statelessly
-            SUCCESS: (ACCEPTED, (_STRAY,)),
+            SUCCESS: (ACCEPTED, _STRAY),
         },
     },
     NON_INVITE_CLIENT: {
         TRYING: {
-            PROVISIONAL: (PROCEEDING, (_DELIVER,)),
-            SUCCESS: (COMPLETED, (_DELIVER,)),
-            FAILURE: (COMPLETED, (_DELIVER,)),
-            RETRANSMIT_TIMER: (TRYING, (_RESEND,)),
-            GIVE_UP_TIMER: (TERMINATED, (_TIMEOUT,)),  # Timer F
+            PROVISIONAL: (PROCEEDING, _DELIVER),
+            SUCCESS: (COMPLETED, _DELIVER),
+            FAILURE: (COMPLETED, _DELIVER),
+            RETRANSMIT_TIMER: (TRYING, _RESEND),  # Timer E
+            GIVE_UP_TIMER: (TERMINATED, _TIMEOUT),  # Timer F
         },
         PROCEEDING: {
-            PROVISIONAL: (PROCEEDING, (_DELIVER,)),
-            SUCCESS: (COMPLETED, (_DELIVER,)),
-            FAILURE: (COMPLETED, (_DELIVER,)),
-            RETRANSMIT_TIMER: (PROCEEDING, (_RESEND,)),
-            GIVE_UP_TIMER: (TERMINATED, (_TIMEOUT,)),
+            PROVISIONAL: (PROCEEDING, _DELIVER),
+            SUCCESS: (COMPLETED, _DELIVER),
+            FAILURE: (COMPLETED, _DELIVER),
+            RETRANSMIT_TIMER: (PROCEEDING, _RESEND),
+            GIVE_UP_TIMER: (TERMINATED, _TIMEOUT),
         },
-        COMPLETED: {},  # Timer K: lingering, responses absorbed
+        # COMPLETED: Timer K, lingering; responses absorbed
     },
     INVITE_SERVER: {
         PROCEEDING: {
-            PROVISIONAL: (PROCEEDING, ()),
-            SUCCESS: (ACCEPTED, ()),
-            FAILURE: (COMPLETED, ()),
-            REQUEST: (PROCEEDING, (_RESEND,)),
+            PROVISIONAL: (PROCEEDING, 0),
+            SUCCESS: (ACCEPTED, 0),
+            FAILURE: (COMPLETED, 0),
+            REQUEST: (PROCEEDING, _RESEND),
         },
         COMPLETED: {
-            REQUEST: (COMPLETED, (_RESEND,)),
-            RETRANSMIT_TIMER: (COMPLETED, (_RESEND,)),  # Timer G
-            GIVE_UP_TIMER: (TERMINATED, ()),  # Timer H
-            ACK: (CONFIRMED, ()),
+            REQUEST: (COMPLETED, _RESEND),
+            RETRANSMIT_TIMER: (COMPLETED, _RESEND),  # Timer G
+            GIVE_UP_TIMER: (TERMINATED, 0),  # Timer H
+            ACK: (CONFIRMED, 0),
         },
         CONFIRMED: {  # Timer I: lingering, ACKs absorbed
-            REQUEST: (CONFIRMED, (_RESEND,)),
+            REQUEST: (CONFIRMED, _RESEND),
         },
         ACCEPTED: {  # RFC 6026: further 2xx of a forked INVITE still go upstream
-            SUCCESS: (ACCEPTED, ()),
-            REQUEST: (ACCEPTED, (_RESEND,)),
+            SUCCESS: (ACCEPTED, 0),
+            REQUEST: (ACCEPTED, _RESEND),
         },
     },
     NON_INVITE_SERVER: {
         TRYING: {
-            PROVISIONAL: (PROCEEDING, ()),
-            SUCCESS: (COMPLETED, ()),
-            FAILURE: (COMPLETED, ()),
-            REQUEST: (TRYING, ()),
+            PROVISIONAL: (PROCEEDING, 0),
+            SUCCESS: (COMPLETED, 0),
+            FAILURE: (COMPLETED, 0),
+            REQUEST: (TRYING, 0),
         },
         PROCEEDING: {
-            PROVISIONAL: (PROCEEDING, ()),
-            SUCCESS: (COMPLETED, ()),
-            FAILURE: (COMPLETED, ()),
-            REQUEST: (PROCEEDING, (_RESEND,)),
+            PROVISIONAL: (PROCEEDING, 0),
+            SUCCESS: (COMPLETED, 0),
+            FAILURE: (COMPLETED, 0),
+            REQUEST: (PROCEEDING, _RESEND),
         },
         COMPLETED: {  # Timer J
-            REQUEST: (COMPLETED, (_RESEND,)),
+            REQUEST: (COMPLETED, _RESEND),
         },
     },
-}
+})
 
 # How long a transaction lingers on entering a state (ms): it stops counting as work in
 # progress and is forgotten when the time is up. 0 forgets it at once.
 LINGERING = {
-    (INVITE_CLIENT, COMPLETED): LINGER,  # Timer D (at least 32 s on UDP)
-    (INVITE_CLIENT, ACCEPTED): LINGER,  # RFC 6026 Timer M
-    (NON_INVITE_CLIENT, COMPLETED): T4,  # Timer K
-    (NON_INVITE_CLIENT, TERMINATED): 0,
-    (INVITE_SERVER, ACCEPTED): LINGER,  # RFC 6026 Timer L
-    (INVITE_SERVER, CONFIRMED): T4,  # Timer I
-    (INVITE_SERVER, TERMINATED): 0,
-    (NON_INVITE_SERVER, COMPLETED): LINGER,  # Timer J
+    INVITE_CLIENT << 4 | COMPLETED: LINGER,  # Timer D (at least 32 s on UDP)
+    INVITE_CLIENT << 4 | ACCEPTED: LINGER,  # RFC 6026 Timer M
+    NON_INVITE_CLIENT << 4 | COMPLETED: T4,  # Timer K
+    NON_INVITE_CLIENT << 4 | TERMINATED: 0,
+    INVITE_SERVER << 4 | ACCEPTED: LINGER,  # RFC 6026 Timer L
+    INVITE_SERVER << 4 | CONFIRMED: T4,  # Timer I
+    INVITE_SERVER << 4 | TERMINATED: 0,
+    NON_INVITE_SERVER << 4 | COMPLETED: LINGER,  # Timer J
 }
-FINISHED = (COMPLETED, CONFIRMED, ACCEPTED, TERMINATED)
+
+
+def transition(kind, state, event):
+    """(next state, steps as bit flags) for event in state, or None: the event is absorbed."""
+    i = ((kind * 8 + state) * 10 + event) * 2
+    value = _TABLE[i] | _TABLE[i + 1] << 8
+    if not value:
+        return None
+    return value & 7, value >> 3
 
 
 def event_for(status):
@@ -250,7 +283,7 @@ class ClientTransaction:
 
     def pending(self):
         """True until a final response (or a timeout) ended the branch."""
-        return self.state not in FINISHED
+        return self.state < COMPLETED
 
 
 def hop_request(r, method, to):
@@ -332,21 +365,22 @@ class TransactionTable:
 
         response: for a client transaction, the Message received (the ACK copies its To).
         """
-        entry = TRANSITIONS[txn.kind].get(txn.state, {}).get(event)
+        entry = transition(txn.kind, txn.state, event)
         if entry is None:
             return []
         state, steps = entry
         before = txn.state
         txn.state = state
         out = []
-        for step in steps:
-            self._step(txn, step, event, response, out)
-        if event in (SUCCESS, FAILURE) and txn.kind in (INVITE_CLIENT, NON_INVITE_CLIENT) \
-                and before not in FINISHED:
+        if steps:
+            for step in _STEPS:
+                if steps & step:
+                    self._step(txn, step, event, response, out)
+        if event in (SUCCESS, FAILURE) and txn.kind < INVITE_SERVER and before < COMPLETED:
             txn.status = status
         self._timers(txn, before, event, now, status)
         if state != before:
-            linger = LINGERING.get((txn.kind, state))
+            linger = LINGERING.get(txn.kind << 4 | state)
             if linger is not None:
                 self._finish(txn, now, linger)
         return out
@@ -354,8 +388,7 @@ class TransactionTable:
     def send_response(self, txn, status, data, now):
         """The user sends a response on server transaction txn: (SEND, ...) actions, or []
         when the state takes no such response (a provisional after the final)."""
-        entry = TRANSITIONS[txn.kind].get(txn.state, {}).get(event_for(status))
-        if entry is None:
+        if transition(txn.kind, txn.state, event_for(status)) is None:
             return []
         txn.last = data
         if status >= 200 and not txn.status:
@@ -369,7 +402,7 @@ class TransactionTable:
         if step == _DELIVER:
             out.append((DELIVER,))
         elif step == _RESEND:
-            if txn.kind in (INVITE_SERVER, NON_INVITE_SERVER):
+            if txn.kind >= INVITE_SERVER:
                 if txn.last is not None:
                     out.append((SEND, txn.last, txn.source))
             elif txn.data is not None:
@@ -439,7 +472,7 @@ class TransactionTable:
         retransmissions (0: forget it now)."""
         self.active.pop(txn.key, None)
         txn.due = None
-        if txn.kind in (INVITE_CLIENT, NON_INVITE_CLIENT):
+        if txn.kind < INVITE_SERVER:
             txn.data = None
             if txn.state != COMPLETED or txn.ack is not None or txn.kind != INVITE_CLIENT:
                 txn.request = None  # kept only by a timed-out INVITE: its late final is ACKed

@@ -11,6 +11,7 @@ from switchboard.transaction import (
     CONFIRMED,
     DELIVER,
     FAILURE,
+    GIVE_UP_TIMER,
     INVITE_CLIENT,
     INVITE_SERVER,
     LINGER,
@@ -20,8 +21,10 @@ from switchboard.transaction import (
     PROCEEDING,
     PROVISIONAL,
     REQUEST,
+    RETRANSMIT_TIMER,
     SEND,
     SEND_CANCEL,
+    STATE_NAMES,
     STRAY_2XX,
     SUCCESS,
     T1,
@@ -29,13 +32,14 @@ from switchboard.transaction import (
     T4,
     TERMINATED,
     TIMEOUT,
-    TRANSITIONS,
+    TIMER_C,
     TRYING,
     ClientTransaction,
     ServerTransaction,
     TransactionTable,
     event_for,
     sibling_key,
+    transition,
 )
 
 DEST = ("10.0.0.12", 5060)
@@ -96,13 +100,26 @@ def fire_all(table, until, step=100):
 
 def test_every_state_and_event_is_named():
     states = (CALLING, TRYING, PROCEEDING, COMPLETED, CONFIRMED, ACCEPTED, TERMINATED)
-    for kind in TRANSITIONS:
-        for state in TRANSITIONS[kind]:
-            assert state in states
-            for event in TRANSITIONS[kind][state]:
-                assert TRANSITIONS[kind][state][event][0] in states
-    for kind, state in LINGERING:
-        assert kind in TRANSITIONS and state in states
+    assert [STATE_NAMES[s] for s in states] == ["Calling", "Trying", "Proceeding", "Completed",
+                                                "Confirmed", "Accepted", "Terminated"]
+    kinds = (INVITE_CLIENT, NON_INVITE_CLIENT, INVITE_SERVER, NON_INVITE_SERVER)
+    events = (PROVISIONAL, SUCCESS, FAILURE, RETRANSMIT_TIMER, GIVE_UP_TIMER, TIMER_C, REQUEST,
+              ACK, CANCEL)
+    entries = 0
+    for kind in kinds:
+        for state in states:
+            for event in events:
+                entry = transition(kind, state, event)
+                if entry is not None:
+                    entries += 1
+                    assert entry[0] in states
+                    if state >= COMPLETED:  # a finished transaction stays finished
+                        assert entry[0] >= COMPLETED
+    assert entries == 44
+    assert transition(NON_INVITE_CLIENT, COMPLETED, SUCCESS) is None  # Timer K absorbs
+    assert transition(INVITE_CLIENT, CALLING, ACK) is None
+    for key in LINGERING:
+        assert key >> 4 in kinds and key & 15 in states
     assert event_for(100) == PROVISIONAL and event_for(299) == SUCCESS
     assert event_for(300) == FAILURE and event_for(699) == FAILURE
 
