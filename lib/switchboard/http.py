@@ -310,7 +310,8 @@ def render_health(status):
               "%d KB" % (status["heap_free"] // 1024))]
     trunk = status.get("trunk")
     if trunk:
-        why = " %s %s" % (trunk["last_status"] or "", trunk["last_reason"]) \
+        why = " %s %s, next try in %ds" % (trunk["last_status"] or "", trunk["last_reason"],
+                                            trunk["next_try"]) \
             if trunk["state"] != "registered" and trunk["last_reason"] else ""
         items.append(("Trunk", "%s %s%s" % (trunk["account"], trunk["state"], why)))
     for name in status["tables"]:
