@@ -31,3 +31,29 @@ def test_trunk_flows_same_under_micropython(tmp_path):
     assert "algorithm=SHA-256" in expected and "algorithm=MD5" in expected
     assert "trunk failing 408 Request Timeout" in expected
     assert got == expected
+
+
+# Budgets on the 32-bit VM (bench/trunk_memory.py measured 19008, 848 and 2248 bytes at
+# commit 8c16186; docs/performance.md#trunk): a regression past these fails.
+BUDGET_IMPORT = 24 * 1024
+BUDGET_TRUNK = 2 * 1024
+BUDGET_PER_CALL = 3 * 1024
+
+
+def test_trunk_heap_within_budget():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "trunk_memory.py")],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stderr + out.stdout
+    rows = {}
+    for line in out.stdout.split("\n"):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 2 and cells[1].isdigit():
+            rows[cells[0].split(" (")[0]] = int(cells[1])
+    assert 0 < rows["import switchboard.trunk"] <= BUDGET_IMPORT, rows
+    assert 0 < rows["Trunk object over an engine"] <= BUDGET_TRUNK, rows
+    assert 0 < rows["per call out in progress"] <= BUDGET_PER_CALL, rows
+    assert rows["the same after a second round of 8 calls"] <= \
+        rows["left after those calls ended and their transactions expired"], rows
