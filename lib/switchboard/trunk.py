@@ -776,6 +776,14 @@ class Trunk:
             if status < 200:
                 return
             self.registering = None
+            least = (resp.get("min-expires") or "").strip() if resp is not None else ""
+            if status == 423 and digits(least) and len(least) < 6 and \
+                    self.s.expires < int(least) and pending.tries < MAX_AUTH_TRIES:
+                self.s.expires = int(least)  # Interval Too Brief (§10.2.8): ask for more
+                self.log("info", "trunk: the server wants at least %s s; asking for that"
+                         % least)
+                self._register(now, out)
+                return
             if status < 300:
                 self._registered(resp, now)
             else:

@@ -312,3 +312,18 @@ def test_transfer_refer_and_notify_cross_the_legs():
     out = net.send(alice, alice.answer(find([(to_alice.to_bytes(), alice.addr)], "NOTIFY"),
                                        200, "OK"))
     assert find(out, "SIP/2.0 200", UPSTREAM)
+
+
+def test_interval_too_brief_asks_again_with_min_expires():
+    engine, trunk = new_trunk({"TRUNK_EXPIRES": "60"})
+    net = Net(engine, lambda text: None)
+    up = Upstream()
+    register = find(net.tick(10), "REGISTER", UPSTREAM)
+    assert parse(register).get("expires") == "60"
+    too_brief = up.answer(register, 423, "Interval Too Brief", tag="itsp").replace(
+        b"Content-Length", b"Min-Expires: 600\r\nContent-Length")
+    register = find(net.send(up, too_brief), "REGISTER", UPSTREAM)
+    assert parse(register).get("expires") == "600"
+    assert parse(register).cseq()[0] == 2
+    net.send(up, up.registered(register, 600))
+    assert trunk.state == "registered"
