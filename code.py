@@ -354,7 +354,11 @@ def board_main():
         def resolve(name):  # the driver's DNS blocks: at start only (once=True)
             return net.eth.pretty_ip(net.eth.get_host_by_name(name))
 
-        install_trunk(app, getenv, resolve, once=True)  # the trunk, only when configured
+        trunk = install_trunk(app, getenv, resolve, once=True)  # only when configured
+        if trunk is not None:
+            from switchboard.trunk import LinkWatch
+
+            app.services.append(LinkWatch(trunk, net))  # register again on link up
     dashboard = None
     guard = None
     timer = None

@@ -306,6 +306,12 @@ class Trunk:
         self.want_resolve = False
         self.next_try = min(self.next_try, now)
 
+    def register_now(self, now):
+        """Register at the next tick (the link came back: NAT bindings may be gone)."""
+        if self.registering is None:
+            self.next_try = now
+            self.backoff = BACKOFF_FIRST
+
     def resolve_failed(self, why, now):
         self.want_resolve = False
         self._failed(0, "cannot resolve %s: %s" % (self.s.host, why), now)
@@ -911,6 +917,24 @@ class Resolver:
             return
         self.address = ip
         trunk.set_server(ip, now)
+
+
+class LinkWatch:
+    """Board shell (a service in App.services): registers the trunk again when the Ethernet
+    link comes back up. net: the board's NetIf (its link and link_changes)."""
+
+    def __init__(self, trunk, net):
+        self.trunk = trunk
+        self.net = net
+        self.seen = net.link_changes
+
+    def poll(self, now):
+        net = self.net
+        if net.link_changes != self.seen:
+            self.seen = net.link_changes
+            if net.link:
+                self.trunk.log("info", "trunk: link up; registering again")
+                self.trunk.register_now(now)
 
 
 def install(app, getenv, resolve=None, once=False):
