@@ -273,7 +273,7 @@ class Engine:
         reply_to = reply_address(via, source)
         trunk = self.trunk
         if req.method == "ACK":
-            if trunk is None or not trunk.ack(req, key, now, out):
+            if trunk is None or not trunk.ack(req, key, source, now, out):
                 self.proxy.ack(req, via, key, now, out)
             return
         if req.method == "CANCEL":

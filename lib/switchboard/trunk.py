@@ -380,7 +380,7 @@ class Trunk:
         rewritten for the router)."""
         call = self.calls.get(req.get("call-id"))
         tagged = to_tag(req) is not None
-        if call is not None and tagged:
+        if call is not None and tagged and self._peer(call, req, source):
             self._in_dialog(call, call.leg(req.get("call-id")), txn, req, now, out)
             return True
         if self.from_trunk(source):
@@ -393,12 +393,12 @@ class Trunk:
         self._call_out(txn, req, number, source, now, out)
         return True
 
-    def ack(self, req, key, now, out):
+    def ack(self, req, key, source, now, out):
         """An ACK: True when it is a trunk call's ACK for a 2xx we relayed (it goes on to the
         other leg) or a stray one of ours; False leaves it to the engine (non-2xx ACKs end
         their server transactions there)."""
         call = self.calls.get(req.get("call-id"))
-        if call is None:
+        if call is None or not self._peer(call, req, source):
             return False
         server = self.engine.txns.get(key)
         if server is not None and server.status >= 300:
@@ -416,6 +416,16 @@ class Trunk:
             out.append((data, dest))
         call.last = now
         return True
+
+    def _peer(self, call, req, source):
+        """Does source belong to the leg whose Call-ID req carries? The phone's leg takes
+        requests from the phone's address only, the upstream leg from the trunk server or
+        the next hop of its dialog: knowing a Call-ID is not enough to hang up a call."""
+        leg = call.leg(req.get("call-id"))
+        if not leg.upstream:
+            return source[0] == leg.dest[0]
+        dest = self._dest(leg)
+        return self.from_trunk(source) or (dest is not None and source[0] == dest[0])
 
     def cancel(self, req, key, reply_to, now, out):
         """A CANCEL for the phone's INVITE of a call out: 200, 487 to the INVITE, CANCEL

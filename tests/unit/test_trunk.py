@@ -327,3 +327,19 @@ def test_interval_too_brief_asks_again_with_min_expires():
     assert parse(register).cseq()[0] == 2
     net.send(up, up.registered(register, 600))
     assert trunk.state == "registered"
+
+
+def test_a_stranger_knowing_the_call_id_cannot_hang_up():
+    engine, trunk, net, up, alice = registered()
+    invite_up = find(net.send(alice, alice.invite("05550100", "s-1")), "INVITE", UPSTREAM)
+    ok = find(net.send(up, up.answer(invite_up, 200, "OK", tag="far", sdp=True)),
+              "SIP/2.0 200", alice.addr)
+    net.send(alice, alice.in_dialog("ACK", ok, 1))
+    mallory = Phone("1001", "10.0.0.66")
+    out = net.send(mallory, mallory.in_dialog("BYE", ok, 2))
+    assert not [d for d, dest in out if dest == UPSTREAM]
+    assert find(out, "SIP/2.0 481", mallory.addr)
+    evil = up.in_dialog_as_callee("BYE", invite_up, "far", 1)
+    out = net.send(Phone("x", "10.0.0.67"), evil)
+    assert not [d for d, dest in out if dest == alice.addr]
+    assert trunk.status(net.now)["calls"] == 1
