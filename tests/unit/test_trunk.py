@@ -343,3 +343,23 @@ def test_a_stranger_knowing_the_call_id_cannot_hang_up():
     out = net.send(Phone("x", "10.0.0.67"), evil)
     assert not [d for d, dest in out if dest == alice.addr]
     assert trunk.status(net.now)["calls"] == 1
+
+
+def test_late_offer_answer_in_the_ack_crosses():
+    """An INVITE without SDP: the upstream's 200 carries the offer, the phone's ACK the
+    answer, which goes on in the upstream ACK."""
+    engine, trunk, net, up, alice = registered()
+    invite = alice.request("INVITE", "sip:05550100@10.0.0.1:5060", "<sip:05550100@10.0.0.1>",
+                           "late-1", 1, ["Contact: %s" % alice.contact()])
+    invite_up = find(net.send(alice, invite), "INVITE", UPSTREAM)
+    assert parse(invite_up).body == b""
+    ok = find(net.send(up, up.answer(invite_up, 200, "OK", tag="far", sdp=True)),
+              "SIP/2.0 200", alice.addr)
+    assert b"m=audio 5000" in ok
+    answer = b"v=0\r\nm=audio 4002 RTP/AVP 0\r\n"
+    ack = alice.in_dialog("ACK", ok, 1).replace(
+        b"Content-Length: 0\r\n\r\n",
+        b"Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n" % len(answer) + answer)
+    ack_up = parse(find(net.send(alice, ack), "ACK", UPSTREAM))
+    assert ack_up.body == answer and ack_up.get("content-type") == "application/sdp"
+    assert ack_up.cseq() == (1, "ACK")
