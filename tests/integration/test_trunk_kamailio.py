@@ -363,3 +363,36 @@ def test_hold_both_ways_in_an_outgoing_call(itsp, site, outside):
     assert cseq_numbers(result, "INVITE") == [2, 4]
     assert cseq_numbers(result, "BYE") == [6]
     assert not [f for f in alice.firsts() if f.startswith(("SIP/2.0 401", "SIP/2.0 407"))]
+
+
+def test_incoming_call_phone_hangs_up_and_outside_cancel(itsp, outside):
+    """Calls in are proxied: the extension's BYE reaches the outside through Kamailio, and
+    the outside's CANCEL while it rings reaches the extension (200, 487)."""
+    site = switchboard(itsp)
+    phone = Phone("600", "127.0.0.12", site)
+    try:
+        wait_trunk(site, "registered")
+        phone.register_here()
+        outside.register()
+        caller = outside.call("+4930999999", name="uac_call_auth_callee_hangs_up.xml")
+        invite = phone.expect("INVITE")
+        phone.send(phone.answer(invite, 180, "Ringing"))
+        phone.send(phone.answer(invite, 200, "OK", sdp=True))
+        phone.expect("ACK")
+        bye = phone.bye_as_callee(invite)
+        phone.send(bye)
+        phone.expect("SIP/2.0 200")
+        result = caller.wait()
+        assert result.ok, result.report()
+        caller = outside.call("+4930999999", pause_ms=300, name="uac_cancel_auth.xml")
+        invite = phone.expect("INVITE")
+        phone.send(phone.answer(invite, 180, "Ringing"))
+        cancel = phone.expect("CANCEL")
+        phone.send(phone.answer(cancel, 200, "OK"))
+        phone.send(phone.answer(invite, 487, "Request Terminated"))
+        phone.expect("ACK")
+        result = caller.wait()
+        assert result.ok, result.report()
+    finally:
+        phone.close()
+        site.stop()

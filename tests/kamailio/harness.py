@@ -12,6 +12,8 @@ from hostmode import free_port
 from sipp_helpers import Sipp, run_sipp
 from udpphone import UdpPhone
 
+from switchboard.message import parse, parse_name_addr
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -71,8 +73,9 @@ class Outside:
         self.processes.append(proc)
         return proc.wait_bound()
 
-    def call(self, number, pause_ms=500, timeout=20):
-        proc = Sipp(scenario("uac_call_auth.xml"), self.workdir, self._name("call"),
+    def call(self, number, pause_ms=500, timeout=20, name="uac_call_auth.xml"):
+        """Call number through Kamailio (its 407 answered with our password)."""
+        proc = Sipp(scenario(name), self.workdir, self._name(name[:-4]),
                     (self.ip, self.port), remote=self.kamailio.addr, service=number,
                     keys={"user": self.number}, pause_ms=pause_ms, timeout=timeout,
                     extra=["-au", self.number, "-ap", self.password])
@@ -108,6 +111,22 @@ class Phone(UdpPhone):
     def register_here(self):
         self.send(self.register())
         self.expect("SIP/2.0 200")
+
+    def bye_as_callee(self, invite, tag="callee", cseq=1):
+        """Our BYE in the dialog an INVITE we answered set up (with To tag `tag`): to the
+        caller's Contact, with the Record-Route as Route in order (RFC 3261 §12.1.1)."""
+        m = parse(invite)
+        target = parse_name_addr(m.get("contact"))[1]
+        lines = ["BYE %s SIP/2.0" % target,
+                 "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bKbye%s%d;rport" % (
+                     self.ip, self.port, self.user, self.next()),
+                 "Max-Forwards: 70"]
+        routes = m.values("record-route")
+        if routes:
+            lines.append("Route: %s" % ", ".join(routes))
+        lines += ["From: %s;tag=%s" % (m.get("to"), tag), "To: %s" % m.get("from"),
+                  "Call-ID: %s" % m.get("call-id"), "CSeq: %d BYE" % cseq, "Content-Length: 0"]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
     def firsts(self):
         return [first_line(d) for d in self.got]
