@@ -576,6 +576,8 @@ class Trunk:
             self._answer(txn, 200, "OK", now, out)
             self._end(call, leg.other, now, out)
             return
+        if call.record is not None:  # the dashboard's record stays alive, shows new media
+            self.engine.calls.in_dialog(call.record.call_id, method, req.body, now)
         other = leg.other
         m = self._dialog_request(other, method)
         _copy(req, m)
