@@ -38,6 +38,7 @@ def test_trunk_flows_same_under_micropython(tmp_path):
 BUDGET_IMPORT = 24 * 1024
 BUDGET_TRUNK = 2 * 1024
 BUDGET_PER_CALL = 3 * 1024
+GROWTH_SLACK = 256
 
 
 def test_trunk_heap_within_budget():
@@ -55,5 +56,8 @@ def test_trunk_heap_within_budget():
     assert 0 < rows["import switchboard.trunk"] <= BUDGET_IMPORT, rows
     assert 0 < rows["Trunk object over an engine"] <= BUDGET_TRUNK, rows
     assert 0 < rows["per call out in progress"] <= BUDGET_PER_CALL, rows
-    assert rows["the same after a second round of 8 calls"] <= \
-        rows["left after those calls ended and their transactions expired"], rows
+    # no growth per round beyond dict resizing noise (a leak of even 100 B a call is 800 B)
+    first = rows["left after those calls ended and their transactions expired"]
+    second = rows["the same after a second round of 8 calls"]
+    third = rows["the same after a third round of 8 calls"]
+    assert second <= first + GROWTH_SLACK and third <= second + GROWTH_SLACK, rows
