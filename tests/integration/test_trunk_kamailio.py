@@ -379,7 +379,7 @@ def test_incoming_call_phone_hangs_up_and_outside_cancel(itsp, outside):
         phone.send(phone.answer(invite, 180, "Ringing"))
         phone.send(phone.answer(invite, 200, "OK", sdp=True))
         phone.expect("ACK")
-        bye = phone.bye_as_callee(invite)
+        bye = phone.as_callee(invite)
         phone.send(bye)
         phone.expect("SIP/2.0 200")
         result = caller.wait()
@@ -396,3 +396,32 @@ def test_incoming_call_phone_hangs_up_and_outside_cancel(itsp, outside):
     finally:
         phone.close()
         site.stop()
+
+
+def test_incoming_call_held_by_the_extension(itsp, outside):
+    """The extension puts a call in on hold (a re-INVITE through Switchboard and Kamailio to
+    the outside phone, answered recvonly), then hangs up."""
+    from flows import SDP
+
+    site = switchboard(itsp)
+    phone = Phone("600", "127.0.0.12", site)
+    try:
+        wait_trunk(site, "registered")
+        phone.register_here()
+        outside.register()
+        caller = outside.call("+4930999999", name="uac_call_auth_held.xml")
+        invite = phone.expect("INVITE")
+        phone.send(phone.answer(invite, 200, "OK", sdp=True))
+        phone.expect("ACK")
+        hold = (SDP % ("127.0.0.12", "127.0.0.12", 4002)).replace("sendrecv", "sendonly")
+        phone.send(phone.as_callee(invite, "INVITE", 1, sdp=hold))
+        ok = phone.expect("SIP/2.0 200")
+        assert b"a=recvonly" in ok
+        phone.send(phone.as_callee(invite, "ACK", 1))
+        phone.send(phone.as_callee(invite, "BYE", 2))
+        phone.expect("SIP/2.0 200")
+        result = caller.wait()
+    finally:
+        phone.close()
+        site.stop()
+    assert result.ok, result.report()

@@ -112,21 +112,27 @@ class Phone(UdpPhone):
         self.send(self.register())
         self.expect("SIP/2.0 200")
 
-    def bye_as_callee(self, invite, tag="callee", cseq=1):
-        """Our BYE in the dialog an INVITE we answered set up (with To tag `tag`): to the
-        caller's Contact, with the Record-Route as Route in order (RFC 3261 §12.1.1)."""
+    def as_callee(self, invite, method="BYE", cseq=1, tag="callee", sdp=None):
+        """Our request in the dialog an INVITE we answered set up (with To tag `tag`): to
+        the caller's Contact, the Record-Route as Route in order (RFC 3261 §12.1.1, §12.2.1.1);
+        sdp: a body (an INVITE also gets our Contact)."""
         m = parse(invite)
         target = parse_name_addr(m.get("contact"))[1]
-        lines = ["BYE %s SIP/2.0" % target,
-                 "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bKbye%s%d;rport" % (
-                     self.ip, self.port, self.user, self.next()),
+        lines = ["%s %s SIP/2.0" % (method, target),
+                 "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK%s%s%d;rport" % (
+                     self.ip, self.port, method.lower(), self.user, self.next()),
                  "Max-Forwards: 70"]
         routes = m.values("record-route")
         if routes:
             lines.append("Route: %s" % ", ".join(routes))
         lines += ["From: %s;tag=%s" % (m.get("to"), tag), "To: %s" % m.get("from"),
-                  "Call-ID: %s" % m.get("call-id"), "CSeq: %d BYE" % cseq, "Content-Length: 0"]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+                  "Call-ID: %s" % m.get("call-id"), "CSeq: %d %s" % (cseq, method)]
+        if method == "INVITE":
+            lines.append("Contact: %s" % self.contact())
+        if sdp:
+            lines.append("Content-Type: application/sdp")
+        lines.append("Content-Length: %d" % len(sdp or ""))
+        return ("\r\n".join(lines) + "\r\n\r\n" + (sdp or "")).encode()
 
     def firsts(self):
         return [first_line(d) for d in self.got]
