@@ -270,6 +270,7 @@ def test_core_unit_tests_pass_under_micropython(tmp_path):
     passed, failed = (int(n) for n in last.split()[1:])
     assert failed == 0, got[-6000:]
     assert passed == expected, (passed, expected)
+    print("VM unit tests: %d passed" % passed)
 
 
 def test_fnv_stays_in_small_ints_on_the_32_bit_vm():

@@ -30,7 +30,7 @@ from switchboard.message import (
     set_param,
     to_tag,
 )
-from switchboard.proxy import Proxy, reply_address
+from switchboard.proxy import SERVER, Proxy, reply_address  # noqa: F401 (SERVER: for app.py)
 from switchboard.ratelimit import RateLimit
 from switchboard.registrar import Registrar
 from switchboard.router import Here, Router
@@ -146,11 +146,14 @@ class Engine:
                 self._handle(msg, source, now, out)
         except MemoryError:
             self._out_of_memory("datagram from %s:%s" % (source[0], source[1]), msg, source,
-                                out)
+                                now, out)
         except Exception as e:  # never raise out of the engine: count and drop
             self.counters["internal_errors"] += 1
             self.log("error", "internal error on datagram from %s:%s: %r"
                      % (source[0], source[1], e))
+            txn = self._unanswered(msg)
+            if txn is not None:
+                self.txns.drop(txn)  # it would hold a place in the table for ever
         self.counters["sent"] += len(out)
         return out
 
@@ -168,7 +171,7 @@ class Engine:
                     self.log("info", "expired %s contact=<%s>" % (user, b.uri))
                 self.calls.expire(now)
         except MemoryError:
-            self._out_of_memory("timers", None, None, out)
+            self._out_of_memory("timers", None, None, now, out)
         except Exception as e:
             self.counters["internal_errors"] += 1
             self.log("error", "internal error in timers: %r" % (e,))
@@ -184,21 +187,40 @@ class Engine:
                 due = other
         return max(0, due - now)
 
-    def _out_of_memory(self, where, msg, source, out):
-        """Never silent: collect, count, log, and answer the request 503 if we can."""
+    def _out_of_memory(self, where, msg, source, now, out):
+        """Never silent: collect, count, log, and answer the request 503 if we can (on its
+        transaction when one was made for it, so that the transaction ends too)."""
         gc.collect()
         self.counters["memory_errors"] += 1
         self.log("error", "out of memory handling %s" % where)
         if msg is None or msg.method in (None, "ACK"):
             return
         try:
+            retry = [("Retry-After", RETRY_AFTER_FULL)]
+            txn = self._unanswered(msg)
             via = msg.top_via()
-            if via is not None:
-                self.proxy.answer(out, msg, 503, "Service Unavailable",
-                                  [("Retry-After", RETRY_AFTER_FULL)],
+            if txn is not None:
+                self.proxy.answer(out, msg, 503, "Service Unavailable", retry, txn, now=now)
+            elif via is not None:
+                self.proxy.answer(out, msg, 503, "Service Unavailable", retry,
                                   dest=reply_address(via, source))
         except MemoryError:
             gc.collect()
+
+    def _unanswered(self, msg):
+        """The server transaction made for request msg and not answered yet, or None."""
+        if msg is None or msg.method in (None, "ACK", "CANCEL"):
+            return None
+        via = msg.top_via()
+        if via is None:
+            return None
+        try:
+            txn = self.txns.get(server_key(msg, via))
+        except Exception:  # a request too broken to have a key never got a transaction
+            return None
+        if txn is None or txn.kind < INVITE_SERVER or txn.status or txn.request is not msg:
+            return None
+        return txn
 
     # requests ------------------------------------------------------------
     def _parse(self, data, source, out):

@@ -482,6 +482,12 @@ class TransactionTable:
             else:
                 self._forget(txn.key)
 
+    def drop(self, txn):
+        """Forget txn at once (its request could not be handled: nothing will end it)."""
+        self.active.pop(txn.key, None)
+        txn.due = None
+        self._forget(txn.key)
+
     def expire(self, now):
         """Forget lingering transactions whose time is up."""
         lingering = self.lingering

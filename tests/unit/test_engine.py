@@ -323,6 +323,8 @@ def test_engine_never_raises_on_internal_error():
     assert rig.send(alice, alice.register()) == []
     assert rig.engine.counters["internal_errors"] == 1
     assert any("internal error" in line for line in rig.logs)
+    # the transaction made for it does not hold a place in the table for ever
+    assert rig.engine.txns.busy() == 0 and rig.engine.txns.all == {}
 
 
 def test_auth_hook_runs_before_registrar():
@@ -448,13 +450,19 @@ class FailingRouter:
 def test_memory_error_is_answered_503_collected_counted_and_logged():
     rig = Rig(router=FailingRouter())
     alice = Phone("1001", "10.0.0.11")
-    out = rig.send(alice, alice.invite("1002", "oom-1"))
+    invite = alice.invite("1002", "oom-1")
+    out = rig.send(alice, invite)
     assert statuses(out) == [100, 503]
     resp = parse(out[1][0])
     assert resp.get("retry-after") == "5" and out[1][1] == alice.addr
     assert rig.engine.counters["memory_errors"] == 1
     assert rig.engine.counters["internal_errors"] == 0
     assert any("out of memory" in line for line in rig.logs)
+    # answered on its transaction: a retransmission gets the same 503, and the table
+    # holds nothing but the finished transaction
+    again = rig.send(alice, invite)
+    assert again == [(out[1][0], alice.addr)]
+    assert rig.engine.txns.busy() == 1 and rig.engine.counters["retransmitted"] == 1
     # an ACK is never answered, but still counted
     out = rig.send(alice, alice.request("ACK", "sip:1002@%s" % PROXY[0],
                                         "<sip:1002@%s>;tag=x" % PROXY[0], "oom-2", 1))
