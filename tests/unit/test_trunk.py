@@ -363,3 +363,40 @@ def test_late_offer_answer_in_the_ack_crosses():
     ack_up = parse(find(net.send(alice, ack), "ACK", UPSTREAM))
     assert ack_up.body == answer and ack_up.get("content-type") == "application/sdp"
     assert ack_up.cseq() == (1, "ACK")
+
+
+def test_a_host_name_is_resolved_by_the_shell_before_each_register():
+    """The core never resolves: it asks (want_resolve), the shell's Resolver answers before
+    the next tick; a failed lookup is a failing state and a back-off."""
+    from flows import new_engine
+    from trunk_flows import Box
+
+    from switchboard.trunk import install
+
+    asked = []
+    answers = [OSError("no DNS server"), "10.0.0.100"]
+
+    def resolve(name):
+        asked.append(name)
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    engine = new_engine()
+    box = Box(engine)
+    values = {"TRUNK": "sip:siteA@itsp.example.net", "TRUNK_PASSWORD": "pw-A"}
+    trunk = install(box, values.get, resolve)
+    resolver = box.services[0]
+    net = Net(engine, lambda text: None)
+    assert not net.tick(10) and trunk.want_resolve and trunk.server is None
+    resolver.poll(net.now)
+    assert asked == ["itsp.example.net"]
+    assert (trunk.state, trunk.last_reason) == ("failing",
+                                                "cannot resolve itsp.example.net: no DNS server")
+    assert not net.tick(29000)
+    net.tick(1000)
+    resolver.poll(net.now)
+    register = parse(find(net.tick(10), "REGISTER", UPSTREAM))
+    assert register.uri == "sip:itsp.example.net" and asked == ["itsp.example.net"] * 2
+    assert not trunk.want_resolve
