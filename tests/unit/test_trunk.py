@@ -204,7 +204,7 @@ def test_backoff_doubles_to_ten_minutes_and_success_resets_it():
     assert trunk.next_try - net.now == 270000  # refreshed 30 s before it expires
 
 
-def test_wrong_credentials_twice_is_a_failure_not_a_loop():
+def test_challenges_answered_twice_then_a_failure_not_a_loop():
     engine, trunk = new_trunk()
     net = Net(engine, lambda text: None)
     up = Upstream()
@@ -254,6 +254,10 @@ def test_cancel_before_answer_and_busy_are_relayed():
     assert cancel.cseq() == (1, "CANCEL") and cancel.get("call-id") == \
         parse(invite_up).get("call-id")
     assert trunk.status(net.now)["calls"] == 0
+    # the upstream answered before the CANCEL reached it: ACKed and hung up at once
+    out = net.send(up, up.answer(invite_up, 200, "OK", tag="far", sdp=True))
+    assert find(out, "ACK", UPSTREAM) and find(out, "BYE", UPSTREAM)
+    assert not [d for d, dest in out if dest == alice.addr]
     invite = alice.invite("05550100", "b-1")
     invite_up = find(net.send(alice, invite), "INVITE", UPSTREAM)
     out = net.send(up, up.answer(invite_up, 486, "Busy Here", tag="far"))
