@@ -404,3 +404,19 @@ def test_a_host_name_is_resolved_by_the_shell_before_each_register():
     register = parse(find(net.tick(10), "REGISTER", UPSTREAM))
     assert register.uri == "sip:itsp.example.net" and asked == ["itsp.example.net"] * 2
     assert not trunk.want_resolve
+
+
+def test_upstream_options_and_requests_for_ended_calls():
+    engine, trunk, net, up, alice = registered()
+    options = up.request("OPTIONS", "sip:siteA@10.0.0.1:5060", "<sip:siteA@10.0.0.100>",
+                         "ping-1", 1)
+    assert find(net.send(up, options), "SIP/2.0 200", UPSTREAM)
+    invite_up = find(net.send(alice, alice.invite("05550100", "e-1")), "INVITE", UPSTREAM)
+    ok = find(net.send(up, up.answer(invite_up, 200, "OK", tag="far", sdp=True)),
+              "SIP/2.0 200", alice.addr)
+    net.send(alice, alice.in_dialog("ACK", ok, 1))
+    net.send(up, up.in_dialog_as_callee("BYE", invite_up, "far", 1))
+    late = up.in_dialog_as_callee("INFO", invite_up, "far", 2)
+    out = net.send(up, late)
+    assert find(out, "SIP/2.0 481", UPSTREAM)
+    assert not [d for d, dest in out if dest == alice.addr]
