@@ -420,3 +420,29 @@ def test_upstream_options_and_requests_for_ended_calls():
     out = net.send(up, late)
     assert find(out, "SIP/2.0 481", UPSTREAM)
     assert not [d for d, dest in out if dest == alice.addr]
+
+
+def test_upstream_requests_are_not_challenged_with_sip_auth_all():
+    """SIP_AUTH=all challenges calls from users with a password; the upstream has none of
+    our credentials, so its requests pass (known by address) even with such a From user."""
+    from flows import new_config, new_engine
+    from trunk_flows import SETTINGS, Box
+
+    from switchboard.auth import Auth
+    from switchboard.trunk import install
+
+    config = new_config({"SIP_USERS": "1001:secret,1002", "SIP_AUTH": "all"})
+    engine = new_engine(config=config, auth=Auth(config, b"0123456789abcdef"))
+    install(Box(engine), SETTINGS.get)
+    net = Net(engine, lambda text: None)
+    bob = Phone("1002", "10.0.0.12")
+    net.send(bob, bob.register())
+    up = Upstream()
+    call = up.request("INVITE", "sip:siteA@10.0.0.1:5060", "<sip:+4930123456@itsp.test>",
+                      "auth-in-1", 1, ["Contact: <sip:itsp@10.0.0.100>"], "v=0\r\n")
+    call = call.replace(b"From: <sip:itsp@", b"From: <sip:1001@")
+    out = net.send(up, call)
+    assert find(out, "INVITE sip:1002@", bob.addr)
+    stranger = Phone("1001", "10.0.0.99")  # the same From from elsewhere is challenged
+    out = net.send(stranger, stranger.invite("1002", "auth-in-2"))
+    assert find(out, "SIP/2.0 407", stranger.addr)
