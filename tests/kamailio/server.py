@@ -5,6 +5,7 @@ Writes tests/kamailio/itsp.cfg with the accounts filled in, runs
 holds its UDP port.
 """
 
+import glob
 import os
 import signal
 import subprocess
@@ -15,6 +16,16 @@ from sipp_helpers import udp_bound
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KAMAILIO = "/usr/sbin/kamailio"
+MPATH = "/usr/lib/x86_64-linux-gnu/kamailio/modules/"  # as written in itsp.cfg
+
+
+def modules_dir():
+    """Where this machine's Kamailio keeps its modules (the multiarch directory varies)."""
+    for path in sorted(glob.glob("/usr/lib/*/kamailio/modules/")) + [
+            "/usr/lib/kamailio/modules/", "/usr/local/lib64/kamailio/modules/"]:
+        if os.path.exists(os.path.join(path, "tm.so")):
+            return path
+    return MPATH
 
 
 class Kamailio:
@@ -34,6 +45,7 @@ class Kamailio:
             lines.append("    $sht(trunks=>%s) = 1;" % name)
         with open(os.path.join(HERE, "itsp.cfg")) as f:
             text = f.read().replace("    ACCOUNTS_INIT", "\n".join(lines))
+        text = text.replace(MPATH, modules_dir())
         self.cfg = os.path.join(workdir, "itsp.cfg")
         with open(self.cfg, "w") as f:
             f.write(text)
