@@ -39,6 +39,11 @@ def primary_address():
         probe.close()
 
 
+# Settings that turn the PBX dialplan on (switchboard.dialplan.NAMES; not imported otherwise).
+PBX_SETTINGS = ("RING_GROUPS", "HUNT_GROUPS", "HUNT_TIMEOUT", "ALIASES", "FORWARD_ALWAYS",
+                "FORWARD_BUSY", "FORWARD_NOANSWER", "FORWARD_NOANSWER_AFTER", "DND", "INTERCOM")
+
+
 def host_main():
     import os
     import select
@@ -77,6 +82,19 @@ def host_main():
     except OSError as e:
         log("error", "cannot open SIP port %s:%d: %s" % (config.sip_host, config.sip_port, e))
         return 1
+    pbx = None
+    if any(str(getenv(name) or "").strip() for name in PBX_SETTINGS):
+        from switchboard.pbx import install
+
+        pbx = install(app.engine, getenv, log)  # the dialplan, only when configured
+    saver = None
+    if getenv("STATE_FILE"):
+        from switchboard.persist import FileStore, Saver
+
+        saver = Saver(FileStore(str(getenv("STATE_FILE")), open, os.replace),
+                      app.engine.location, pbx, log)
+        saver.restore(clock.now())
+        app.services.append(saver)
     if str(getenv("TRUNK") or "").strip():
         from switchboard.trunk import install as install_trunk
 
@@ -105,6 +123,10 @@ def host_main():
                 % (config.http_host, config.http_port, e))
             return 1
         app.services.append(dashboard)
+        if pbx is not None:
+            from switchboard.pbx import add_routes
+
+            add_routes(dashboard, pbx)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     sip_sock = app.sip.sock
@@ -134,6 +156,8 @@ def host_main():
         app.run(lambda: not stopping, idle)
     except KeyboardInterrupt:
         app.sip.close()
+    if saver is not None:
+        saver.flush(clock.now())
     write("Switchboard stopped")
     return 0
 
@@ -281,6 +305,18 @@ def board_int(getenv, name, default):
         return default
 
 
+def board_nvm(getenv):
+    """microcontroller.nvm for the state record, or None (no nvm, or STATE_NVM = 0)."""
+    if str(getenv("STATE_NVM") or "1").strip().lower() in ("0", "off", "no", "false"):
+        return None
+    try:
+        import microcontroller
+
+        return getattr(microcontroller, "nvm", None)
+    except ImportError:
+        return None
+
+
 def board_main():
     import os
     import time
@@ -348,6 +384,20 @@ def board_main():
         log("error", "cannot open SIP port %d: %r" % (config.sip_port, e))
         return 1
     app.services.append(net)
+    pbx = None
+    if any(str(getenv(name) or "").strip() for name in PBX_SETTINGS):
+        from switchboard.pbx import install
+
+        pbx = install(app.engine, getenv, log)  # the dialplan, only when configured
+    saver = None
+    nvm = board_nvm(getenv)
+    if nvm is not None:
+        from switchboard.persist import NvmStore, Saver
+
+        # flash: wait 5 s for changes to settle, at most 24 writes at once, then one an hour
+        saver = Saver(NvmStore(nvm), app.engine.location, pbx, log, settle_ms=5000, budget=24)
+        saver.restore(clock.now())
+        app.services.append(saver)
     if str(getenv("TRUNK") or "").strip():
         from switchboard.trunk import install as install_trunk
 
@@ -379,6 +429,10 @@ def board_main():
                                   config.dashboard_password, netinfo, boot)
             guard = DashboardGuard(dashboard, net)
             app.services.append(guard)
+            if pbx is not None:
+                from switchboard.pbx import add_routes
+
+                add_routes(dashboard, pbx)
         except ImportError as e:
             log("warning", "dashboard off: %s (copy adafruit_httpserver to lib/)" % e)
         except (OSError, RuntimeError, ValueError) as e:
@@ -422,6 +476,8 @@ def board_main():
         except Exception as e:  # keep serving: one bad turn must not stop the switchboard
             log("error", "main loop: %r" % (e,))
             time.sleep(0.01)
+    if saver is not None:
+        saver.flush(clock.now())
     app.sip.close()
     if timer is not None:
         try:
