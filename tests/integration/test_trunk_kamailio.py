@@ -425,3 +425,40 @@ def test_incoming_call_held_by_the_extension(itsp, outside):
         phone.close()
         site.stop()
     assert result.ok, result.report()
+
+
+def test_did_rings_a_ring_group_and_a_member_answers(tmp_path):
+    """TRUNK_INBOUND names a ring group of the PBX dialplan (RING_GROUPS): a DID call rings
+    every member; one answers, the other gets the CANCEL; the outside hangs up."""
+    k = Kamailio(str(tmp_path), {"siteA": "pwA", "5550100": "opw"}, trunks=("siteA",))
+    site = HostMode({"SIP_USERS": "1001,1002", "RING_GROUPS": "600=1001,1002",
+                     "TRUNK": "sip:siteA@%s:%d" % k.addr, "TRUNK_PASSWORD": "pwA",
+                     "TRUNK_INBOUND": "600"})
+    outside = Outside(k, "5550100", "opw", "127.0.0.21", str(tmp_path))
+    a = Phone("1001", "127.0.0.11", site)
+    b = Phone("1002", "127.0.0.12", site)
+    try:
+        wait_trunk(site, "registered")
+        a.register_here()
+        b.register_here()
+        outside.register()
+        caller = outside.call("+4930123456", pause_ms=300)
+        inv_a = a.expect("INVITE")
+        inv_b = b.expect("INVITE")
+        a.send(a.answer(inv_a, 180, "Ringing"))
+        b.send(b.answer(inv_b, 180, "Ringing"))
+        b.send(b.answer(inv_b, 200, "OK", sdp=True))
+        cancel = a.expect("CANCEL")
+        a.send(a.answer(cancel, 200, "OK"))
+        a.send(a.answer(inv_a, 487, "Request Terminated"))
+        b.expect("ACK")
+        bye = b.expect("BYE", timeout=10)
+        b.send(b.answer(bye, 200, "OK"))
+        result = caller.wait()
+    finally:
+        a.close()
+        b.close()
+        outside.stop()
+        site.stop()
+        k.stop()
+    assert result.ok, result.report()

@@ -446,3 +446,23 @@ def test_upstream_requests_are_not_challenged_with_sip_auth_all():
     stranger = Phone("1001", "10.0.0.99")  # the same From from elsewhere is challenged
     out = net.send(stranger, stranger.invite("1002", "auth-in-2"))
     assert find(out, "SIP/2.0 407", stranger.addr)
+
+
+def test_groups_of_the_dialplan_are_ours_not_the_trunks():
+    """With TRUNK_OUTBOUND = "*", a ring group's number stays local; a call in for it (its
+    number in the To) rings the group."""
+    from switchboard.pbx import install as install_pbx
+
+    engine, trunk, net, up, alice = registered({"TRUNK_OUTBOUND": "*"},
+                                               {"SIP_USERS": "1001,1002"})
+    values = {"RING_GROUPS": "600=1001,1002"}
+    install_pbx(engine, values.get, lambda level, text: None)
+    bob = Phone("1002", "10.0.0.12")
+    net.send(bob, bob.register())
+    out = net.send(alice, alice.invite("600", "g-1"))
+    assert not [d for d, dest in out if dest == UPSTREAM]
+    assert find(out, "INVITE sip:1002@", bob.addr)
+    call = up.request("INVITE", "sip:siteA@10.0.0.1:5060", "<sip:600@itsp.test>", "g-2", 1,
+                      ["Contact: <sip:itsp@10.0.0.100>"], "v=0\r\n")
+    out = net.send(up, call)
+    assert find(out, "INVITE sip:1001@", alice.addr) and find(out, "INVITE sip:1002@", bob.addr)
