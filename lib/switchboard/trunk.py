@@ -505,7 +505,8 @@ class Trunk:
         trunk (TRUNK_OUTBOUND's prefix, or * for any number that is not ours)."""
         prefix = self.s.outbound
         if prefix == "*":
-            if not _dialable(user) or self._ours(user, now):
+            # a number: digits, maybe +; never a feature code (*78) or anything of ours
+            if not digits(user.lstrip("+")) or self._ours(user, now):
                 return None
         elif not user.startswith(prefix) or len(user) <= len(prefix) or \
                 not _dialable(user):
