@@ -462,11 +462,11 @@ def test_groups_of_the_dialplan_are_ours_not_the_trunks():
     out = net.send(alice, alice.invite("600", "g-1"))
     assert not [d for d, dest in out if dest == UPSTREAM]
     assert find(out, "INVITE sip:1002@", bob.addr)
-    out = net.send(alice, alice.invite("*78", "g-3"))  # a feature code (DND on)
-    assert not [d for d, dest in out if dest == UPSTREAM]
-    finals = [d for d, dest in out if dest == alice.addr and not d.startswith(b"SIP/2.0 1")]
-    assert b"Do Not Disturb" in finals[0]  # the dialplan answered it
     call = up.request("INVITE", "sip:siteA@10.0.0.1:5060", "<sip:600@itsp.test>", "g-2", 1,
                       ["Contact: <sip:itsp@10.0.0.100>"], "v=0\r\n")
     out = net.send(up, call)
     assert find(out, "INVITE sip:1001@", alice.addr) and find(out, "INVITE sip:1002@", bob.addr)
+    out = net.send(alice, alice.invite("*78", "g-3"))  # a feature code (DND on)
+    assert not [d for d, dest in out if dest == UPSTREAM]
+    finals = [d for d, dest in out if dest == alice.addr and not d.startswith(b"SIP/2.0 1")]
+    assert b"Do Not Disturb" in finals[0]  # the dialplan answered it
