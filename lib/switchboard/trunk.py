@@ -544,7 +544,6 @@ class Trunk:
         phone = Leg(req.get("call-id"), "%s;tag=tk%s" % (req.get("to"), self.new_id()),
                     req.get("from"), target, source, False)
         phone.route = req.values("record-route")
-        phone.cseq = 0
         up = Leg(self.new_id() + "@" + self.here.address,
                  '"%s" <sip:%s@%s>;tag=tk%s' % (caller, s.user, s.domain, self.new_id()),
                  "<sip:%s@%s>" % (number, s.domain), "sip:%s@%s" % (number, s.domain), None,
