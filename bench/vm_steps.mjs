@@ -11,7 +11,8 @@
 // steps(). This runner then calls next() on it, one runPython() per step, with gc.collect() after
 // each: whenever the script yields, the heap is really collected before it resumes. Objects the
 // script keeps (globals, the generator's locals) survive; garbage does not.
-// Every .py under LIBDIR is copied into the VM under /lib (on sys.path), as run.mjs does.
+// Every .py and .mpy under LIBDIR is copied into the VM under /lib (on sys.path), as run.mjs
+// does for .py (.mpy: compiled by MicroPython's mpy-cross, which this VM loads).
 
 import fs from "node:fs";
 import path from "node:path";
@@ -75,7 +76,7 @@ function copyTree(hostDir, vmDir) {
     const hostPath = path.join(hostDir, entry.name);
     if (entry.isDirectory()) {
       copyTree(hostPath, `${vmDir}/${entry.name}`);
-    } else if (entry.isFile() && entry.name.endsWith(".py")) {
+    } else if (entry.isFile() && (entry.name.endsWith(".py") || entry.name.endsWith(".mpy"))) {
       mp.FS.writeFile(`${vmDir}/${entry.name}`, fs.readFileSync(hostPath));
     }
   }

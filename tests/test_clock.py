@@ -111,3 +111,47 @@ def test_other_period():
         ticks.advance(step)
         total += step
         assert clock.now() == total
+
+
+# --- epochs: a board's clock stays below 2**30 -------------------------------------------------
+def test_epoch_restart_keeps_values_small_and_moves_listeners():
+    ticks = FakeTicks(PERIOD - 1234)
+    clock = Clock(ticks, limit=1 << 29)
+    shifts = []
+    clock.listeners.append(shifts.append)
+    due = None  # a timer kept the way the engine keeps one: an absolute time on this clock
+    elapsed = 0
+    for _ in range(100 * DAY // HOUR):
+        ticks.advance(HOUR)
+        elapsed += HOUR
+        before = len(shifts)
+        now = clock.now()
+        if len(shifts) > before:
+            due -= shifts[-1]  # what a listener does
+        if due is None or now >= due:
+            assert due is None or now - due < HOUR  # fired on time, not a day late
+            due = now + 5 * HOUR + 17
+        assert 0 <= now < 1 << 29
+        assert clock.uptime() == elapsed  # exact across epochs
+    assert clock.epochs == len(shifts) >= 30 and set(shifts) == {1 << 28}
+
+
+def test_epoch_restart_is_exact_to_the_millisecond():
+    ticks = FakeTicks(0)
+    clock = Clock(ticks, limit=1 << 29)
+    ticks.advance((1 << 29) - 1)
+    assert clock.now() == (1 << 29) - 1 and clock.epochs == 0
+    ticks.advance(1)
+    assert clock.now() == 1 << 28 and clock.epochs == 1
+    assert clock.uptime() == 1 << 29
+    ticks.advance(1)
+    assert clock.now() == (1 << 28) + 1 and clock.uptime() == (1 << 29) + 1
+
+
+def test_without_limit_no_epochs():
+    ticks = FakeTicks(0)
+    clock = Clock(ticks)
+    for _ in range(3):
+        ticks.advance(PERIOD - 1)
+        clock.now()
+    assert clock.epochs == 0 and clock.now() == 3 * (PERIOD - 1) == clock.uptime()

@@ -84,3 +84,78 @@ def test_lost_w5500_listener_is_started_again(tmp_path):
         dash.server.poll = lambda: None
         dash.server.stop()
         app.sip.close()
+
+
+def test_out_of_memory_while_serving_leaves_sip_running(tmp_path):
+    """A MemoryError from one request is counted, said on the console and in /api/status,
+    and the dashboard keeps polling; nothing reaches the loop."""
+    app, dash, clock, lines = make(tmp_path)
+    try:
+        def hungry():
+            raise MemoryError("memory allocation failed, allocating 8192 bytes")
+
+        real = dash.server.poll
+        dash.server.poll = hungry
+        dash.poll(clock.now())
+        assert dash.memory_errors == 1
+        assert any("out of memory serving a request" in line and "SIP goes on" in line
+                   for line in lines), lines
+        dash.server.poll = real
+        dash.poll(clock.now())
+        assert dash.status(clock.now())["counters"]["http_memory_errors"] == 1
+    finally:
+        dash.server.stop()
+        app.sip.close()
+
+
+class _Hungry:
+    """Stands in sys.modules for switchboard.http: importing from it runs out of heap."""
+
+    def __getattr__(self, name):
+        raise MemoryError("memory allocation failed, allocating 4096 bytes")
+
+
+class _Net:
+    ip = "127.0.0.1"
+    link = True
+    eth = None
+
+    def log(self, level, text):
+        pass
+
+
+def test_dashboard_that_cannot_import_for_lack_of_heap_waits_and_starts_later(
+        tmp_path, monkeypatch):
+    """The board's DashboardStart: adafruit_httpserver (through switchboard.http) failing to
+    import with MemoryError leaves SIP running, says why on the console and in its status,
+    and tries again a minute later."""
+    import sys
+
+    from switchboard.dashstart import DashboardStart
+
+    lines = []
+    config = Config(overrides={"SIP_HOST": "127.0.0.1", "SIP_PORT": 0, "HTTP_PORT": 0})
+    clock = FakeClock()
+    app = App(config, socket, clock, lambda level, text: lines.append(text), b"x" * 16)
+    web = DashboardStart(app, _Net(), config, {}, lambda: {}, pool=socket)
+    try:
+        real = sys.modules["switchboard.http"]
+        monkeypatch.setitem(sys.modules, "switchboard.http", _Hungry())
+        assert web.start(clock.now()) is False
+        status = web.status()
+        assert status["state"] == "waiting" and "out of memory" in status["reason"], status
+        assert any("dashboard: out of memory" in line and "SIP goes on" in line
+                   for line in lines), lines
+        monkeypatch.setitem(sys.modules, "switchboard.http", real)
+        clock.t += DashboardStart.RETRY_MS - 1
+        web.poll(clock.now())
+        assert web.dashboard is None  # not before its time
+        clock.t += 1
+        web.poll(clock.now())
+        assert web.status()["state"] == "on" and web.dashboard is not None
+        assert "started on try 2" in web.status()["reason"]
+        assert any("dashboard: started on try 2" in line for line in lines), lines
+    finally:
+        if web.dashboard is not None:
+            web.dashboard.server.stop()
+        app.sip.close()

@@ -37,12 +37,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "requirements-board.txt"
 SUPPORTED_MAJORS = (9, 10)
-PROFILED_BOARDS = (
-    "wiznet_w5500_evb_pico",
-    "wiznet_w5500_evb_pico2",
-    "wiznet_w55rp20_evb_pico",
-    "waveshare_esp32_s3_eth",
-)
+
+def _profiled_boards():
+    """The board ids lib/switchboard/profiles.py knows (read, not imported: no path games)."""
+    import ast
+
+    tree = ast.parse((ROOT / "lib" / "switchboard" / "profiles.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "BOARDS":
+            return tuple(key.value for key in node.value.keys)
+    raise RuntimeError("lib/switchboard/profiles.py has no BOARDS table")
+
+
+PROFILED_BOARDS = _profiled_boards()
 # Folders (drive-relative) this tool owns: files in them that this version does not ship are
 # removed, so a stale .py never shadows a new .mpy and a renamed module does not linger.
 OWNED_DIRS = ("lib/switchboard", "web")

@@ -6,7 +6,6 @@ socket pool, the clock and an idle function (select() on a host, a short sleep
 or nothing on a board); code.py is the only place that knows which.
 """
 
-from switchboard.auth import Auth
 from switchboard.engine import Engine
 from switchboard.udp import UDPEndpoint
 
@@ -20,7 +19,11 @@ class App:
         self.clock = clock
         self.log = log
         seed = secret[0] << 16 | secret[1] << 8 | secret[2]
-        auth = Auth(config, secret) if config.sip_auth != "off" else None
+        auth = None
+        if config.sip_auth != "off":
+            from switchboard.auth import Auth  # digest off: no auth code, no hash library
+
+            auth = Auth(config, secret)
         self.engine = Engine(config, seed, log, auth=auth)
         if sip is None:  # the board passes its own W5500 endpoint
             sip = UDPEndpoint(pool, config.sip_host, config.sip_port, config.max_message_size,

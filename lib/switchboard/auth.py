@@ -9,13 +9,9 @@ while.
 
 from binascii import hexlify
 
+from switchboard.digest import hasher  # the hash backend: native, or one adafruit_hashlib part
 from switchboard.message import address_user, same_uri, to_tag
 from switchboard.ratelimit import Lockout
-
-try:
-    import hashlib
-except ImportError:  # some boards have no hashlib at all
-    hashlib = None
 
 NONCE_LIFETIME = 300  # seconds before a nonce is stale
 MAX_NONCES = 64  # nonce counts remembered
@@ -23,23 +19,6 @@ MAX_FAILING = 32  # sources with recent failures remembered
 FAILURES_BEFORE_BLOCK = 5
 BLOCK_MS = 60000
 HASHES = {"SHA-256": "sha256", "MD5": "md5"}
-
-
-def hasher(name):
-    """A hashlib-style constructor for md5/sha256, from hashlib or adafruit_hashlib."""
-    if hashlib is not None:
-        make = getattr(hashlib, name, None)
-        if make is not None:
-            try:
-                make(b"")
-                return make
-            except (ValueError, OSError):
-                pass
-    try:
-        import adafruit_hashlib
-    except ImportError:
-        return None
-    return getattr(adafruit_hashlib, name, None)
 
 
 def hexdigest(make, text):

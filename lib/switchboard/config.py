@@ -24,6 +24,10 @@ INTEGERS = (
     ("RATE_BLOCK", 60, 1, 86400),
     ("MAX_SOURCES", 64, 4, 100000),
 )
+# Settings that turn the PBX dialplan on (switchboard.dialplan.NAMES; that module and
+# switchboard.pbx are imported only when one of these is set).
+PBX_SETTINGS = ("RING_GROUPS", "HUNT_GROUPS", "HUNT_TIMEOUT", "ALIASES", "FORWARD_ALWAYS",
+                "FORWARD_BUSY", "FORWARD_NOANSWER", "FORWARD_NOANSWER_AFTER", "DND", "INTERCOM")
 STRINGS = (
     ("SIP_HOST", "0.0.0.0"),
     ("SIP_ADDRESS", ""),

@@ -123,6 +123,7 @@ class Dashboard:
         self.failing = Lockout(LOGIN_FAILURES, LOGIN_BLOCK_MS, MAX_FAILING)
         self.restarts = 0
         self.errors = 0
+        self.memory_errors = 0  # requests that ran out of heap (SIP goes on)
         self.quiet_until = 0
         server = self.server = DashboardServer(pool, self.clock)
         server.headers = SECURITY
@@ -139,6 +140,13 @@ class Dashboard:
     def poll(self, now):
         try:
             self.server.poll()
+        except MemoryError as e:  # a page or JSON answer too big for the heap left
+            self.memory_errors += 1  # adafruit_httpserver closed that connection
+            import gc
+
+            gc.collect()
+            self._warn(now, "dashboard: out of memory serving a request (%r; %s bytes free "
+                            "now); SIP goes on" % (e, heap_free()))
         except OSError as e:
             self._warn(now, "dashboard: listener failed (%r); starting it again" % (e,))
             self.restart()
@@ -158,6 +166,12 @@ class Dashboard:
         if now >= self.quiet_until:
             self.quiet_until = now + 10000
             self.log("warning", text)
+
+    def shift_times(self, ms):
+        """The board clock restarted its epoch: stored times move back by ms. Login blocks
+        are forgotten (at most once in 3 days)."""
+        self.quiet_until -= ms
+        self.failing = Lockout(LOGIN_FAILURES, LOGIN_BLOCK_MS, MAX_FAILING)
 
     def restart(self):
         self.restarts += 1
@@ -204,9 +218,10 @@ class Dashboard:
         counters["http_errors"] = self.errors
         counters["http_restarts"] = self.restarts
         counters["http_failed_logins"] = self.failed_logins
+        counters["http_memory_errors"] = self.memory_errors
         limits = eng.config.limits()
         return {
-            "name": "Switchboard", "version": VERSION, "uptime": now // 1000,
+            "name": "Switchboard", "version": VERSION, "uptime": uptime_ms(self.clock) // 1000,
             "sip": eng.sent_by, "domain": eng.domain, "network": self.netinfo(),
             "heap_free": heap_free(), "boot": self.boot,
             "tables": eng.tables(), "limits": limits,
@@ -256,6 +271,11 @@ class Dashboard:
             template = template.replace("<!--@%s-->" % key, parts[key])
         return Response(request, template, content_type="text/html; charset=utf-8",
                         headers=API_HEADERS)
+
+
+def uptime_ms(clock):
+    """Exact uptime across the board clock's epochs (Clock.uptime), else its now()."""
+    return clock.uptime() if hasattr(clock, "uptime") else clock.now()
 
 
 def heap_free():

@@ -13,7 +13,8 @@ class Log:
         if LEVELS.get(level, 20) < self.threshold:
             return
         if self.clock is not None:
-            ms = self.clock.now()
+            clock = self.clock
+            ms = clock.uptime() if hasattr(clock, "uptime") else clock.now()
             self.write("%d.%03d %s %s" % (ms // 1000, ms % 1000, level.upper(), text))
         else:
             self.write("%s %s" % (level.upper(), text))

@@ -3,63 +3,46 @@
 adafruit_wiznet5k drives the chip; this module decides everything around it:
 
 - MAC from NET_MAC, else derived from microcontroller.cpu.uid (stable, locally administered);
-- the chip is started with is_dhcp=False and addressed by our own DHCP client (below) or
-  from NET_IP/NET_NETMASK/NET_GATEWAY/NET_DNS. The driver's DHCP client cannot hold a lease
-  of 3.1 days or more (adafruit_ticks.ticks_add raises OverflowError on the interval), and
-  its maintain_dhcp_lease() blocks for seconds when the server is silent; ours keeps its
-  timers on the exact millisecond Clock and never waits: each poll sends at most one
-  datagram or reads what arrived;
+- the chip is started with is_dhcp=False and addressed by our own DHCP client
+  (switchboard.dhcp: the driver's cannot hold a lease of 3.1 days or more, and it blocks
+  for seconds when the server is silent) or from NET_IP/NET_NETMASK/NET_GATEWAY/NET_DNS;
 - DHCP fails at start-up -> NET_IP when set, else no address yet while DHCP keeps asking;
 - the link (PHYCFGR bit 0) is read once a second; on link up a new DHCP exchange starts;
 - status() is the "network" part of /api/status.
 """
 
-import time
+from switchboard.dhcp import ZERO, Dhcp, ip_str
 
 UDP = 0x02  # the driver's SNMR_UDP
 SOCK_UDP = 0x22  # Sn_SR of an open UDP socket
 LINK_POLL_MS = 1000
-MAGIC = b"c\x82Sc"
-DISCOVER, OFFER, REQUEST, ACK, NAK = 1, 2, 3, 5, 6
-BROADCAST = b"\xff\xff\xff\xff"
-ZERO = b"\x00\x00\x00\x00"
-RETRIES = 2  # W5500 RCR: an unanswered ARP costs (RCR + 1) x 200 ms, not 1.8 s
+# The W5500's 16 KB of RX and 16 KB of TX memory, set per socket (Sn_RXBUF_SIZE 0x1E,
+# Sn_TXBUF_SIZE 0x1F, in KB: 0, 1, 2, 4, 8 or 16; each sum at most 16). The driver leaves
+# 2 KB each: two SIP INVITEs with SDP. The SIP socket gets SIP_RX_KB; the other seven
+# sockets share the rest (1 KB each; 2 KB for the DHCP socket when no dashboard needs them):
+# switchboard.bringup.buffer_split() at boot.
+# TX stays 2 KB everywhere: the driver writes TCP data in 2 KB pieces and waits for that
+# much room, and it addresses TX memory as 2 KB blocks (larger TX buffers would be written
+# in the wrong place).
+SIP_RX_KB = 8
+TX_KB = 2
+CHIP_KB = 16
 
 
-def fnv(data, h):
-    for b in data:
-        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
-    return h
+class _Absent:
+    """Stands in sys.modules for adafruit_wiznet5k's DHCP and DNS modules, which Switchboard
+    never calls (is_dhcp=False, no names resolved): 14 KB of heap not spent at import."""
 
+    def __init__(self, name):
+        self.name = name
 
-def derive_mac(uid):
-    """A locally administered unicast MAC (02:...) that depends only on the chip's unique id."""
-    h1 = fnv(uid, 0x811C9DC5)
-    h2 = fnv(uid, h1 ^ 0x5BD1E995)
-    return bytes((0x02, h2 & 0xFF, h1 >> 24, (h1 >> 16) & 0xFF, (h1 >> 8) & 0xFF, h1 & 0xFF))
-
-
-def parse_mac(text):
-    parts = text.replace("-", ":").split(":")
-    if len(parts) != 6:
-        raise ValueError("NET_MAC must be six hex bytes like 02:12:34:56:78:9a")
-    return bytes(int(p, 16) for p in parts)
+    def __getattr__(self, attr):
+        raise RuntimeError("%s is not loaded on this board (Switchboard does not use it)"
+                           % self.name)
 
 
 def pretty_mac(mac):
     return ":".join("%02x" % b for b in mac)
-
-
-def parse_ip(text):
-    parts = str(text).strip().split(".")
-    if len(parts) != 4:
-        raise ValueError("%r is not an IPv4 address" % text)
-    out = bytes(int(p) for p in parts)  # ValueError for numbers outside 0..255
-    return out
-
-
-def ip_str(b):
-    return "%d.%d.%d.%d" % (b[0], b[1], b[2], b[3])
 
 
 def is_on(value, default=True):
@@ -68,245 +51,6 @@ def is_on(value, default=True):
     return str(value).strip().lower() not in ("0", "off", "false", "no")
 
 
-def duration(seconds):
-    if seconds >= 2 * 86400:
-        return "%d days" % (seconds // 86400)
-    if seconds >= 7200:
-        return "%d hours" % (seconds // 3600)
-    return "%d s" % seconds
-
-
-class Dhcp:
-    """A DHCP client (RFC 2131) that never blocks: poll(now) does one small step."""
-
-    def __init__(self, net):
-        self.net = net
-        self.state = "off"  # selecting, requesting, bound, renewing, rebinding
-        self.sock = None
-        self.xid = 0
-        self.server = None
-        self.offered = None
-        self.started = 0  # when the current exchange began (ms)
-        self.requested_at = 0
-        self.next_send = 0
-        self.tries = 0
-        self.lease = None  # seconds; None when infinite or not bound
-        self.t1 = self.t2 = self.expiry = None  # clock ms
-        self.renewals = 0
-        self.naks = 0
-        self.expired = 0
-        self.errors = 0
-        self.acks = 0
-
-    # exchange ------------------------------------------------------------------
-    def begin(self, now):
-        """Start from scratch (DISCOVER), keeping the current address until a new one is bound."""
-        self.state = "selecting"
-        self.xid = (fnv(self.net.mac, now & 0xFFFFFFFF) ^ now) & 0x7FFFFFFF
-        self.started = now
-        self.tries = 0
-        self.next_send = now
-
-    def poll(self, now):
-        state = self.state
-        if state == "off":
-            return
-        if state == "bound":
-            if self.t1 is not None and now >= self.t1:
-                self.state = "renewing"
-                self.tries = 0
-                self.next_send = now
-                self.requested_at = now
-                self.xid = (self.xid + 1) & 0x7FFFFFFF
-            return
-        if not self.net.link:
-            return
-        self.receive(now)
-        if self.state == "bound":
-            return
-        if self.state == "renewing" and now >= self.t2:
-            self.state = "rebinding"
-            self.next_send = now
-        if self.state in ("renewing", "rebinding") and now >= self.expiry:
-            self.expired += 1
-            self.net.log("warning", "DHCP: lease on %s expired without an answer from any "
-                         "server; keeping the address and asking again" % self.net.ip)
-            self.begin(now)
-        if now >= self.next_send:
-            self.transmit(now)
-
-    def transmit(self, now):
-        state = self.state
-        if state == "requesting" and self.tries >= 4:
-            self.begin(now)  # no ACK to our REQUEST: start over
-            state = self.state
-        self.tries += 1
-        if state == "selecting":
-            kind, dest = DISCOVER, BROADCAST
-            wait = min(2000 << min(self.tries - 1, 3), 16000)
-        elif state == "requesting":
-            kind, dest = REQUEST, BROADCAST
-            wait = min(2000 << min(self.tries - 1, 3), 16000)
-        else:  # renewing: unicast to our server; rebinding: to anyone
-            kind = REQUEST
-            dest = self.server if state == "renewing" and self.server else BROADCAST
-            end = self.t2 if state == "renewing" else self.expiry
-            wait = max(60000, (end - now) // 2)
-        if state == "requesting" and self.tries == 1:
-            self.requested_at = now
-        self.next_send = now + wait
-        try:
-            self.send(self.message(kind, now), dest)
-        except (OSError, RuntimeError, ValueError) as e:
-            self.errors += 1
-            self.close()
-            self.net.log("warning", "DHCP: cannot send (%r)" % (e,))
-
-    # socket ------------------------------------------------------------------------
-    def open(self):
-        eth = self.net.eth
-        n = eth.get_socket(reserve_socket=True)  # not socket 0: keep it free for the driver
-        eth.src_port = 68
-        try:
-            eth.socket_open(n, conn_mode=UDP)
-        except Exception:
-            eth.release_socket(n)
-            raise
-        finally:
-            eth.src_port = 0
-        self.sock = n
-
-    def close(self):
-        if self.sock is None:
-            return
-        eth = self.net.eth
-        n = self.sock
-        self.sock = None
-        try:
-            eth.socket_close(n)
-        except (OSError, RuntimeError):
-            pass
-        eth.release_socket(n)
-
-    def send(self, data, dest):
-        if self.sock is None:
-            self.open()
-        eth = self.net.eth
-        eth._write(0x0C, (self.sock << 5) + 0x0C, bytes(dest) + b"\x00\x43")  # Sn_DIPR, port 67
-        eth.socket_write(self.sock, data)
-
-    def receive(self, now):
-        if self.sock is None:
-            return
-        eth = self.net.eth
-        for _ in range(4):
-            try:
-                if not eth.socket_available(self.sock, UDP):
-                    return
-                got, data = eth.read_udp(self.sock, 1024)
-            except (OSError, RuntimeError, ValueError):
-                self.errors += 1
-                self.close()
-                return
-            if got:
-                self.handle(data, now)
-            if self.state == "bound":
-                return
-
-    # messages -------------------------------------------------------------------------
-    def message(self, kind, now):
-        net = self.net
-        m = bytearray(300)
-        m[0], m[1], m[2] = 1, 1, 6
-        m[4:8] = self.xid.to_bytes(4, "big")
-        m[8:10] = min((now - self.started) // 1000, 0xFFFF).to_bytes(2, "big")
-        if self.state in ("renewing", "rebinding"):
-            m[12:16] = net.ip_bytes
-        m[28:34] = net.mac
-        m[236:240] = MAGIC
-        opts = bytearray((53, 1, kind, 61, 7, 1))
-        opts += net.mac
-        host = net.hostname.encode()[:32]
-        opts += bytes((12, len(host))) + host
-        opts += bytes((55, 6, 1, 3, 6, 51, 58, 59))
-        if kind == REQUEST and self.state == "requesting":
-            opts += bytes((50, 4)) + self.offered + bytes((54, 4)) + self.server
-        opts.append(255)
-        m[240:240 + len(opts)] = opts
-        return m
-
-    def handle(self, data, now):
-        if len(data) < 241 or data[0] != 2 or data[236:240] != MAGIC:
-            return
-        if int.from_bytes(data[4:8], "big") != self.xid or data[28:34] != self.net.mac:
-            return
-        opts = {}
-        i = 240
-        while i + 1 < len(data) and data[i] != 255:
-            if data[i] == 0:
-                i += 1
-                continue
-            n = data[i + 1]
-            opts[data[i]] = bytes(data[i + 2:i + 2 + n])
-            i += 2 + n
-        kind = opts.get(53, b"\x00")[0]
-        yiaddr = bytes(data[16:20])
-        if kind == OFFER and self.state == "selecting":
-            self.server = opts.get(54) or bytes(data[20:24])
-            self.offered = yiaddr
-            self.state = "requesting"
-            self.tries = 0
-            self.next_send = now
-        elif kind == ACK and self.state in ("requesting", "renewing", "rebinding"):
-            self.bound(yiaddr, opts, now)
-        elif kind == NAK and self.state in ("requesting", "renewing", "rebinding"):
-            self.naks += 1
-            self.net.log("warning", "DHCP: server refused %s (NAK); starting over"
-                         % ip_str(yiaddr if yiaddr != ZERO else self.net.ip_bytes))
-            self.begin(now)
-
-    def bound(self, ip, opts, now):
-        renewing = self.state in ("renewing", "rebinding")
-        self.acks += 1
-        if 54 in opts:
-            self.server = opts[54]
-        lease = int.from_bytes(opts[51], "big") if len(opts.get(51, b"")) == 4 else 86400
-        base = self.requested_at
-        if lease == 0xFFFFFFFF:
-            self.lease = None
-            self.t1 = self.t2 = self.expiry = None
-        else:
-            self.lease = lease
-            t1 = int.from_bytes(opts[58], "big") if len(opts.get(58, b"")) == 4 else lease // 2
-            t2 = (int.from_bytes(opts[59], "big") if len(opts.get(59, b"")) == 4
-                  else lease - lease // 8)
-            self.expiry = base + lease * 1000
-            self.t2 = base + min(t2, lease) * 1000
-            self.t1 = base + min(t1, t2, lease) * 1000
-        self.state = "bound"
-        self.close()
-        mask = opts.get(1, b"\xff\xff\xff\x00")[:4]
-        gateway = opts.get(3, ZERO)[:4]
-        dns = opts.get(6, ZERO)[:4]
-        if renewing:
-            self.renewals += 1
-        self.net.configure(ip, mask, gateway, dns, "dhcp")
-        self.net.log("info" if not renewing else "debug",
-                     "DHCP: %s %s/%s gateway %s from %s, lease %s"
-                     % ("renewed" if renewing else "bound", ip_str(ip), ip_str(mask),
-                        ip_str(gateway), ip_str(self.server),
-                        "infinite" if self.lease is None else duration(self.lease)))
-
-    def status(self, now):
-        def left(t):
-            return None if t is None or self.state == "off" else max(0, (t - now) // 1000)
-
-        return {
-            "state": self.state, "server": ip_str(self.server) if self.server else None,
-            "lease": self.lease, "renew_in": left(self.t1), "rebind_in": left(self.t2),
-            "expires_in": left(self.expiry), "renewals": self.renewals, "naks": self.naks,
-            "expired": self.expired, "errors": self.errors,
-        }
 
 
 class NetIf:
@@ -331,107 +75,21 @@ class NetIf:
         self.hostname = str(getenv("NET_HOSTNAME") or "switchboard")
         self.use_dhcp = is_on(getenv("NET_DHCP"))
         self.dhcp = Dhcp(self)
-        self.mac, self.mac_source = self.choose_mac()
+        self.mac = None  # set by bringup.start(): NET_MAC, derived from the board id, random
+        self.mac_source = None
+        self.sip_socket = None  # the hardware socket reserved for SIP (W5500)
+        self.buffers = None  # [(rx KB, tx KB)] per socket once split
 
     @property
     def ip(self):
         return ip_str(self.ip_bytes)
 
-    def choose_mac(self):
-        text = self.getenv("NET_MAC")
-        if text:
-            try:
-                return parse_mac(str(text)), "settings"
-            except ValueError as e:
-                self.log("warning", "settings: %s; deriving the MAC from the board's id" % e)
-        try:
-            import microcontroller
-
-            uid = bytes(microcontroller.cpu.uid)
-            if uid:
-                return derive_mac(uid), "board id"
-        except (ImportError, AttributeError, TypeError):
-            pass
-        self.log("warning", "no NET_MAC and no unique id on this board: random MAC")
-        try:
-            import os
-
-            seed = os.urandom(8)
-        except (ImportError, AttributeError, NotImplementedError):
-            import random
-
-            seed = bytes(random.getrandbits(8) for _ in range(8))
-        return derive_mac(seed), "random"
-
-    def static_settings(self):
-        """(ip, mask, gateway, dns) bytes from settings, or None when NET_IP is not set."""
-        ip = self.getenv("NET_IP")
-        if not ip:
-            return None
-        try:
-            address = parse_ip(ip)
-            mask = parse_ip(self.getenv("NET_NETMASK") or "255.255.255.0")
-            gateway = self.getenv("NET_GATEWAY")
-            gateway = parse_ip(gateway) if gateway else ZERO
-            dns = self.getenv("NET_DNS")
-            dns = parse_ip(dns) if dns else gateway
-        except ValueError as e:
-            self.log("error", "settings: NET_IP/NET_NETMASK/NET_GATEWAY/NET_DNS: %s" % e)
-            return None
-        return address, mask, gateway, dns
-
-    # bring-up --------------------------------------------------------------------------
-    def start(self, spi, cs, reset=None, feed=None, dhcp_timeout_ms=10000):
-        """Reset and start the chip, wait for the link, get an address. Blocks (boot only)."""
-        from adafruit_wiznet5k.adafruit_wiznet5k import WIZNET5K
-
-        if reset is not None:
-            reset.switch_to_output(value=False)
-            time.sleep(0.01)
-            reset.value = True
-            time.sleep(0.05)
-        # is_dhcp=False: the driver's DHCP would fail on long leases and block (see above)
-        eth = self.eth = WIZNET5K(spi, cs, is_dhcp=False, mac=self.mac)
-        self.chip = eth.chip
-        try:
-            eth.rcr = RETRIES
-        except (AttributeError, ValueError):
-            pass
-        waited = 0
-        while not eth.link_status:
-            if waited % 10 == 0:
-                self.log("warning", "Ethernet: no link yet (cable, switch port, PoE?); waiting")
-            if feed is not None:
-                feed()
-            time.sleep(0.5)
-            waited += 1
-        self.link = True
-        now = self.clock.now()
-        self.next_link_check = now + LINK_POLL_MS
-        static = self.static_settings()
-        if not self.use_dhcp:
-            if static is None:
-                self.log("error", "NET_DHCP is off but NET_IP is not set: no address")
-                return False
-            self.configure(static[0], static[1], static[2], static[3], "static")
-            return True
-        self.dhcp.begin(now)
-        deadline = now + dhcp_timeout_ms
-        while self.dhcp.state != "bound" and self.clock.now() < deadline:
-            self.dhcp.poll(self.clock.now())
-            if feed is not None:
-                feed()
-            time.sleep(0.005)
-        if self.dhcp.state == "bound":
-            return True
-        if static is not None:
-            self.log("warning", "DHCP: no answer in %d s; using NET_IP %s (DHCP keeps asking)"
-                     % (dhcp_timeout_ms // 1000, ip_str(static[0])))
-            self.configure(static[0], static[1], static[2], static[3], "fallback")
-        else:
-            self.log("warning", "DHCP: no answer in %d s and no NET_IP to fall back on; "
-                     "still asking" % (dhcp_timeout_ms // 1000))
-        return self.ip_bytes != ZERO
+    def buffer_text(self):
+        """"socket n rx/tx" for the console, or the driver's default when not split."""
+        if not self.buffers:
+            return "driver default (2/2 each)"
+        return ", ".join("%d%s %d/%d" % (n, " SIP" if n == self.sip_socket else "", b[0], b[1])
+                         for n, b in enumerate(self.buffers))
 
     def configure(self, ip, mask, gateway, dns, mode):
         ip = bytes(ip)
@@ -445,6 +103,11 @@ class NetIf:
                 listener(self.ip)
 
     # upkeep ------------------------------------------------------------------------------
+    def shift_times(self, ms):
+        """The board clock restarted its epoch (Clock.listeners): stored times move by ms."""
+        self.next_link_check -= ms
+        self.dhcp.shift_times(ms)
+
     def poll(self, now):
         if now >= self.next_link_check:
             self.next_link_check = now + LINK_POLL_MS
@@ -477,6 +140,8 @@ class NetIf:
             "gateway": ip_str(self.gateway), "dns": ip_str(self.dns), "mac": pretty_mac(self.mac),
             "mac_source": self.mac_source, "hostname": self.hostname, "link": self.link,
             "link_changes": self.link_changes, "chip": self.chip,
+            "buffers_kb": {"sip_socket": self.sip_socket, "rx": [b[0] for b in self.buffers],
+                           "tx": [b[1] for b in self.buffers]} if self.buffers else None,
             "dhcp": self.dhcp.status(now) if self.use_dhcp else None,
         }
 
@@ -491,39 +156,3 @@ class Watchdog:
     def poll(self, now):
         self.timer.feed()
         self.feeds += 1
-
-
-class DashboardGuard:
-    """The dashboard as a service that survives the W5500: no HTTP while the link is down,
-    and a listener whose hardware socket fell to CLOSED (the driver's accept() then fails
-    forever) is started again."""
-
-    def __init__(self, dashboard, net, check_ms=1000):
-        self.dashboard = dashboard
-        self.net = net
-        self.check_ms = check_ms
-        self.next_check = 0
-        self.revived = 0
-
-    def poll(self, now):
-        if not self.net.link:
-            return
-        if now >= self.next_check:
-            self.next_check = now + self.check_ms
-            if not self.listening():
-                self.revived += 1
-                self.net.log("warning", "dashboard: listener lost on the chip; starting it again")
-                self.dashboard.restart()
-        self.dashboard.poll(now)
-
-    def listening(self):
-        sock = getattr(self.dashboard.server, "_sock", None)
-        if sock is None or getattr(sock, "_socket_closed", False):
-            return False
-        n = getattr(sock, "_socknum", None)
-        if n is None:
-            return True
-        try:
-            return self.net.eth.socket_status(n) != 0x00  # SNSR_SOCK_CLOSED
-        except (OSError, RuntimeError, ValueError):
-            return True

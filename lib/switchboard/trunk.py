@@ -298,6 +298,29 @@ class Trunk:
             "calls": len(self.calls) // 2,
         }
 
+    def shift_times(self, ms):
+        """The clock started a new epoch (board.Running.shift_times): every time stored
+        here, and in the trunk's transactions, moves back by ms."""
+        self.next_try -= ms
+        self.expires_at -= ms
+        self.housekeeping -= ms
+        for r in self.resend:
+            r[3] -= ms
+            r[5] -= ms
+        for call in self.calls.values():
+            call.last -= ms
+        txns = self.txns
+        for txn in txns.all.values():
+            if txn.due is not None:
+                txn.due -= ms
+            if getattr(txn, "give_up", None) is not None:
+                txn.give_up -= ms
+            if getattr(txn, "timer_c", None) is not None:
+                txn.timer_c -= ms
+        txns.lingering = [(until - ms, key) for until, key in txns.lingering]
+        if txns.next_due is not None:
+            txns.next_due -= ms
+
     # name resolution (the shell calls these) -------------------------------------------
     def set_server(self, ip, now):
         """The shell resolved the trunk's host name to ip."""

@@ -24,14 +24,17 @@ MAX_POLLS = 2000  # bound on waiting for the chip (a command, SEND_OK)
 
 
 class W5500UDP:
-    def __init__(self, eth, port, max_size, log):
+    def __init__(self, eth, port, max_size, log, sock=None, tx_kb=2):
         self.eth = eth
         self.port = port
         self.log = log
         self.max = max_size + 1  # one byte more: an oversize datagram shows as such
         self.errors = 0
         self.reopened = 0
-        self.sock = eth.get_socket(reserve_socket=True)  # the hardware socket number
+        if sock is None:  # netif reserves it before splitting the chip's buffers
+            sock = eth.get_socket(reserve_socket=True)
+        self.sock = sock  # the hardware socket number
+        self.tx_max = tx_kb * 1024
         n = self.sock
         # SPI control bytes: BSB socket n register / TX buffer / RX buffer, read or write
         self.reg_r = (n << 5) + 0x08
@@ -98,8 +101,9 @@ class W5500UDP:
     def send(self, data, addr):
         eth = self.eth
         try:
-            if len(data) > 2048:
-                raise ValueError("%d bytes do not fit the chip's 2 KB TX buffer" % len(data))
+            if len(data) > self.tx_max:
+                raise ValueError("%d bytes do not fit the socket's %d KB TX buffer"
+                                 % (len(data), self.tx_max // 1024))
             dest = eth.unpretty_ip(addr[0]) + int(addr[1]).to_bytes(2, "big")
             # Sn_DIPR (0x0C..0x0F) and Sn_DPORT (0x10..0x11) in one SPI frame
             eth._write(0x0C, self.reg_w, dest)

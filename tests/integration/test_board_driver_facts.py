@@ -48,3 +48,60 @@ def test_maintain_dhcp_lease_blocks_after_t1_with_a_silent_server():
     found = run("maintain")
     assert found["before_t1_s"] < 0.5
     assert found["after_t1_s"] >= 2.5, found  # 4 s +- 1 s in the driver
+
+
+def test_model_enforces_the_chips_buffer_memory():
+    """The W5500 model refuses what the real chip would get wrong: a size it does not know,
+    RX or TX sizes over 16 KB in total, resizing an open socket. Shrinking first and then
+    growing (what netif does) is accepted."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "w5500"))
+    from model import S_RXBUF, S_TXBUF, W5500, BufferSizeError
+
+    chip = W5500()
+    try:
+        s = chip.sockets
+        for bad in (3, 32):
+            try:
+                s[1].write_reg(S_RXBUF, bad)
+            except BufferSizeError:
+                pass
+            else:
+                raise AssertionError("size %d KB accepted" % bad)
+        try:
+            s[1].write_reg(S_RXBUF, 8)  # the others still hold 2 KB each: 22 KB
+        except BufferSizeError as e:
+            assert "22 KB" in str(e)
+        else:
+            raise AssertionError("22 KB of RX accepted")
+        try:
+            s[2].write_reg(S_TXBUF, 4)
+        except BufferSizeError as e:
+            assert "18 KB" in str(e)
+        else:
+            raise AssertionError("18 KB of TX accepted")
+        for n in (0, 2, 3, 4, 5, 6, 7):
+            s[n].write_reg(S_RXBUF, 1)
+        s[1].write_reg(S_RXBUF, 8)  # 8 + 7 x 1 = 15 KB
+        assert [x.rx_size() for x in s] == [1024, 8192] + [1024] * 6
+        s[1].sr = 0x22  # open (UDP)
+        try:
+            s[1].write_reg(S_RXBUF, 4)
+        except BufferSizeError as e:
+            assert "while open" in str(e)
+        else:
+            raise AssertionError("resized while open")
+    finally:
+        chip.close()
+
+
+def test_netif_split_fits_the_chip():
+    """netif's split: 8 KB RX for SIP, everything within 16 KB, TX at the driver's 2 KB."""
+    sys.path.insert(0, os.path.join(ROOT, "lib"))
+    from switchboard.bringup import buffer_split
+
+    for dashboard in (False, True):
+        split = buffer_split(1, 2, dashboard)
+        assert split[1][0] == 8
+        assert sum(r for r, _ in split) <= 16 and sum(t for _, t in split) <= 16
+        assert all(t == 2 for _, t in split)
+        assert all(r >= 1 for r, _ in split)  # a socket the driver hands out can receive

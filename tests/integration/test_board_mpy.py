@@ -3,12 +3,17 @@ driver object: the DHCP client binds a 90-day lease, renews it at T1, and the UD
 reads and sends through the driver's low-level calls."""
 
 import json
+import os
+import sys
 
 from mpyvm import run_micropython
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 SCRIPT = r'''
 import json
-from switchboard.netif import NetIf, derive_mac
+from switchboard.bringup import derive_mac
+from switchboard.netif import NetIf
 from switchboard.w5500udp import W5500UDP
 
 LEASE = 90 * 86400
@@ -149,6 +154,7 @@ lines = []
 clock = Clock()
 net = NetIf(settings.get, lambda level, text: lines.append(text), clock)
 eth = net.eth = Eth()
+net.mac = derive_mac(b"vm-board")
 net.link = True
 net.dhcp.begin(clock.now())
 for _ in range(10):
@@ -188,6 +194,130 @@ def test_dhcp_client_and_udp_endpoint_on_micropython():
                                                           [10, 0, 0, 7, 0x13, 0xC6]], out
     assert out["opened"] == [68, 68, 5060]
     assert out["got"] == ["OPTIONS sip:x SIP/2.0\r\n\r\n", ["10.0.0.7", 5062]] and out["none"]
-    from switchboard.netif import derive_mac
+    from switchboard.bringup import derive_mac
 
     assert out["mac"] == list(derive_mac(bytes.fromhex("0123456789abcdef")))
+
+
+CLOCK = r'''
+import gc
+from switchboard.clock import Clock
+
+PERIOD = 1 << 29
+STEP = 3600000  # an hour
+
+
+class Ticks:  # like supervisor.ticks_ms(): small ints only, wraps at 2**29
+    t = PERIOD - 5000
+
+    def __call__(self):
+        return self.t
+
+    def advance(self, ms):
+        self.t = (self.t + ms) % PERIOD
+
+
+def run(limit, hours):
+    ticks = Ticks()
+    clock = Clock(ticks, PERIOD, 0, limit)
+    shifts = []
+    clock.listeners.append(shifts.append)
+    biggest = 0
+    for _ in range(hours):
+        ticks.advance(STEP)
+        now = clock.now()
+        if now > biggest:
+            biggest = now
+    # now() 1000 times, 1 ms apart: the VM collects nothing inside one run, so mem_alloc()
+    # only grows; a difference of 0 means not one allocation
+    before = gc.mem_alloc()
+    for _ in range(1000):
+        ticks.advance(1)
+        clock.now()
+    grew = gc.mem_alloc() - before
+    exact = clock.uptime() == hours * STEP + 1000
+    return [biggest < (1 << 30), grew, clock.epochs, len(shifts), exact]
+
+
+print(run(1 << 29, 100 * 24))
+print(run(None, 13 * 24))
+'''
+
+
+def test_board_clock_never_allocates_after_months_on_micropython():
+    """On the 32-bit VM the board's clock (limit 2**29) stays a small int for 100 days: a
+    thousand readings allocate nothing, and uptime() is exact. The clock without a limit
+    passes 2**30 after 12.4 days and then every reading allocates (the bug it avoids)."""
+    bounded, unbounded = [json.loads(line.replace("True", "true").replace("False", "false"))
+                          for line in run_micropython(CLOCK).strip().splitlines()]
+    assert bounded[0] is True and bounded[1] == 0 and bounded[2] == bounded[3] >= 30
+    assert bounded[4] is True
+    assert unbounded[0] is False and unbounded[1] > 1000 and unbounded[4] is True
+
+
+DIGEST = r'''
+import sys
+from binascii import hexlify
+from switchboard import digest
+
+md5 = digest.hasher("md5")
+sha = digest.hasher("sha256")
+print(hexlify(md5(b"abc").digest()).decode())
+print(hexlify(sha(b"abc").digest()).decode())
+print(digest.backends["md5"], digest.backends["sha256"])
+print("adafruit_hashlib" in sys.modules, "adafruit_hashlib._sha512" in sys.modules)
+'''
+
+
+def test_digest_backend_on_micropython_loads_only_md5_of_adafruit_hashlib(tmp_path):
+    """The VM, like CircuitPython, has no md5: digest.py takes adafruit_hashlib's _md5 module
+    alone (not the package, whose __init__ imports all six hashes) and the VM's own sha256."""
+    import shutil
+
+    import adafruit_hashlib
+
+    lib = tmp_path / "lib"
+    shutil.copytree(os.path.join(ROOT, "lib", "switchboard"), lib / "switchboard")
+    shutil.copytree(os.path.dirname(adafruit_hashlib.__file__), lib / "adafruit_hashlib",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    out = run_micropython(DIGEST, lib_dir=str(lib)).strip().splitlines()
+    assert out[0] == "900150983cd24fb0d6963f7d28e17f72"  # RFC 1321's "abc"
+    assert out[1].startswith("ba7816bf8f01cfea414140de5dae2223")
+    assert out[2] == "adafruit_hashlib._md5 hashlib.sha256"
+    assert out[3] == "False False"
+
+
+class _CircuitPythonHashlib:
+    """CircuitPython's hashlib: new(name, data) for sha1/sha256 only, no attributes."""
+
+    def __init__(self):
+        import hashlib
+
+        self.real = hashlib
+        self.made = []
+
+    def new(self, name, data=b""):
+        if name not in ("sha1", "sha256"):
+            raise ValueError("unsupported hash type")
+        self.made.append(name)
+        return self.real.new(name, data)
+
+
+def test_digest_backend_uses_hashlib_new_where_the_board_has_it(monkeypatch):
+    sys.path.insert(0, os.path.join(ROOT, "lib"))
+    import hashlib
+
+    from switchboard import digest
+
+    fake = _CircuitPythonHashlib()
+    monkeypatch.setitem(sys.modules, "hashlib", fake)
+    monkeypatch.setattr(digest, "backends", {})
+    for name in [n for n in sys.modules if n.startswith(("adafruit_hashlib", "_md5"))]:
+        monkeypatch.delitem(sys.modules, name)
+    sha = digest.hasher("sha256")
+    assert sha(b"abc").digest() == hashlib.sha256(b"abc").digest() and "sha256" in fake.made
+    assert digest.backends["sha256"] == "hashlib.new"
+    md5 = digest.hasher("md5")
+    assert md5(b"abc").digest() == hashlib.md5(b"abc").digest()
+    assert digest.backends["md5"] == "adafruit_hashlib._md5"
+    assert "adafruit_hashlib" not in sys.modules  # the package's __init__ never ran

@@ -470,3 +470,23 @@ def test_groups_of_the_dialplan_are_ours_not_the_trunks():
     assert not [d for d, dest in out if dest == UPSTREAM]
     finals = [d for d, dest in out if dest == alice.addr and not d.startswith(b"SIP/2.0 1")]
     assert b"Do Not Disturb" in finals[0]  # the dialplan answered it
+
+
+def test_shift_times_moves_every_stored_time_to_the_new_epoch():
+    """A board's clock starts a new epoch every 2**28 ms (boot.epochs): after shift_times the
+    refresh and a REGISTER's retransmissions still happen at the same moments. (The engine
+    cannot shift its own times yet, so its flood limit, which would see time run backwards,
+    is off here.)"""
+    engine, trunk, net, up, alice = registered(overrides={"RATE_LIMIT": "0"})
+    shift = 1 << 28
+    refresh_in = trunk.next_try - net.now
+    trunk.shift_times(shift)
+    net.now -= shift
+    assert not [d for d, dest in net.tick(refresh_in - 20) if dest == UPSTREAM]
+    register = find(net.tick(20), "REGISTER", UPSTREAM)  # the refresh, on time
+    trunk.shift_times(shift)
+    net.now -= shift
+    out = net.tick(500)  # Timer E: the unanswered REGISTER again after T1
+    assert find(out, "REGISTER", UPSTREAM) == register
+    net.send(up, up.registered(register, 120))
+    assert trunk.registered(net.now) and trunk.next_try - net.now == 90000

@@ -36,7 +36,13 @@ import struct
 import time
 
 VERSION = 0x04
-BUF = 2048
+MEMORY_KB = 16  # RX memory and TX memory each, shared by the eight sockets
+SIZES_KB = (0, 1, 2, 4, 8, 16)  # what Sn_RXBUF_SIZE / Sn_TXBUF_SIZE accept
+
+
+class BufferSizeError(AssertionError):
+    """A buffer size the chip does not support, or sizes over its 16 KB: the real chip
+    would misplace data; the model refuses, so the test fails at that write."""
 
 # socket status (Sn_SR)
 CLOSED = 0x00
@@ -78,8 +84,8 @@ class HwSocket:
         self.chip = chip
         self.n = n
         self.regs = bytearray(0x30)
-        self.tx = bytearray(BUF)
-        self.rx = bytearray(BUF)
+        self.tx = bytearray(MEMORY_KB * 1024)
+        self.rx = bytearray(MEMORY_KB * 1024)
         self.reset()
 
     def reset(self):
@@ -116,14 +122,20 @@ class HwSocket:
         return (self.rx_wr - self.rx_rd) & 0xFFFF
 
     def rx_free(self):
-        return BUF - self.rx_used()
+        return self.rx_size() - self.rx_used()
+
+    def rx_size(self):
+        return self.regs[S_RXBUF] * 1024
+
+    def tx_size(self):
+        return self.regs[S_TXBUF] * 1024
 
     def tx_used(self):
         return (self.tx_wr - self.tx_rd) & 0xFFFF
 
     def read_reg(self, off):
         if off in (S_TX_FSR, S_TX_FSR + 1):
-            v = BUF - ((self.reg16(S_TX_WR) - self.tx_rd) & 0xFFFF)
+            v = self.tx_size() - ((self.reg16(S_TX_WR) - self.tx_rd) & 0xFFFF)
             v = max(0, v)
             return (v >> 8) & 0xFF if off == S_TX_FSR else v & 0xFF
         if off in (S_TX_RD, S_TX_RD + 1):
@@ -150,19 +162,36 @@ class HwSocket:
         elif off in (S_SR, S_TX_FSR, S_TX_FSR + 1, S_TX_RD, S_TX_RD + 1, S_RX_RSR, S_RX_RSR + 1,
                      S_RX_WR, S_RX_WR + 1):
             pass  # read-only
+        elif off in (S_RXBUF, S_TXBUF):
+            self.set_size(off, value)
         elif off < len(self.regs):
             self.regs[off] = value
+
+    def set_size(self, off, value):
+        """Sn_RXBUF_SIZE / Sn_TXBUF_SIZE: a size the chip knows, all sockets within 16 KB."""
+        kind = "RX" if off == S_RXBUF else "TX"
+        if value not in SIZES_KB:
+            raise BufferSizeError("socket %d: %s buffer %d KB is not one of %s"
+                                  % (self.n, kind, value, SIZES_KB))
+        total = sum(s.regs[off] for s in self.chip.sockets if s is not self) + value
+        if total > MEMORY_KB:
+            raise BufferSizeError("socket %d: %s buffers would total %d KB (the chip has %d)"
+                                  % (self.n, kind, total, MEMORY_KB))
+        if self.sr != CLOSED and value != self.regs[off]:
+            raise BufferSizeError("socket %d: %s buffer resized while open" % (self.n, kind))
+        self.regs[off] = value
 
     # buffers -------------------------------------------------------------------
     def rx_put(self, data):
         for b in data:
-            self.rx[self.rx_wr % BUF] = b
+            self.rx[self.rx_wr % self.rx_size()] = b
             self.rx_wr = (self.rx_wr + 1) & 0xFFFF
 
     def tx_take(self):
         end = self.reg16(S_TX_WR)
         n = (end - self.tx_rd) & 0xFFFF
-        out = bytes(self.tx[(self.tx_rd + i) % BUF] for i in range(min(n, BUF)))
+        size = self.tx_size()
+        out = bytes(self.tx[(self.tx_rd + i) % size] for i in range(min(n, size)))
         self.tx_rd = end
         return out
 
@@ -437,9 +466,9 @@ class W5500:
         if kind == "reg":
             return sock.read_reg(addr)
         if kind == "tx":
-            return sock.tx[addr % BUF]
+            return sock.tx[addr % sock.tx_size()]
         if kind == "rx":
-            return sock.rx[addr % BUF]
+            return sock.rx[addr % sock.rx_size()]
         return 0
 
     def put(self, addr, value):
@@ -450,9 +479,9 @@ class W5500:
             sock.write_reg(addr, value)
         elif kind == "tx":
             self.on_socket_write(sock, "tx", value)
-            sock.tx[addr % BUF] = value
+            sock.tx[addr % sock.tx_size()] = value
         elif kind == "rx":
-            sock.rx[addr % BUF] = value
+            sock.rx[addr % sock.rx_size()] = value
 
     # test hooks -------------------------------------------------------------------------------
     def hold_until_reply(self, port, source_ip):
@@ -646,7 +675,8 @@ class W5500:
         return {
             "ip": self.ip, "mac": self.mac, "link": self.link,
             "sockets": [{"n": s.n, "sr": s.sr, "port": s.port, "mode": s.mode,
-                         "rx_used": s.rx_used()} for s in self.sockets],
+                         "rx_used": s.rx_used(), "rx_kb": s.regs[S_RXBUF],
+                         "tx_kb": s.regs[S_TXBUF]} for s in self.sockets],
             "stats": dict(self.stats, commands={str(k): v
                                                 for k, v in self.stats["commands"].items()}),
             "subnet": ip_str(self.common[0x05:0x09]), "gateway": ip_str(self.common[0x01:0x05]),

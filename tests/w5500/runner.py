@@ -1,4 +1,5 @@
-"""Run code.py's board_main() under CPython on the W5500 model (a subprocess of a test).
+"""Run the board path (switchboard.board.main(), what code.py runs on a board) under CPython
+on the W5500 model (a subprocess of a test).
 
 The stand-in modules of tests/w5500/stubs (board, busio, digitalio, microcontroller,
 supervisor, watchdog, wiznet, micropython) come first on sys.path, then lib/ as on a board.
@@ -14,7 +15,6 @@ commands from the test: link up/down, time travel, DHCP server changes, holding 
 datagram back, and a snapshot of the chip and watchdog.
 """
 
-import importlib.util
 import json
 import os
 import signal
@@ -110,6 +110,9 @@ class Control:
         if op == "hold":
             chip.hold_until_reply(int(cmd["port"]), cmd["ip"])
             return {"ok": True}
+        if op == "modules":  # what the board has imported (ours and the board libraries)
+            return sorted(name for name in sys.modules
+                          if name.startswith(("switchboard", "adafruit_", "_md5", "_sha")))
         if op == "pause":  # datagrams for this UDP port wait in the kernel ...
             chip.paused.add(int(cmd["port"]))
             return {"ok": True}
@@ -152,11 +155,10 @@ def main():
     signal.signal(signal.SIGTERM, stop)
     faults.install()  # only with INJECT_FAULTS=1 (tests of the loop's survival)
     os.chdir(ROOT)
-    spec = importlib.util.spec_from_file_location("board_code", os.path.join(ROOT, "code.py"))
-    code = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(code)
+    from switchboard.board import main as board_main  # what code.py runs on a board
+
     try:
-        result = code.board_main()
+        result = board_main()
     except KeyboardInterrupt:
         result = 0
     finally:

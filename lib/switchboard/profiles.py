@@ -1,0 +1,154 @@
+"""Board profiles: where the W5500 is wired, how much heap the program may use, and the
+table limits and feature defaults that follow from it. Imported on a board only.
+
+A profile's `heap` is the live heap (KB, gc.mem_alloc() after a collection) the whole
+program may reach at its peak: about 150 of the RP2040's ~192 KB after boot, because a
+fragmented heap cannot hand out its last 40 KB in one piece (issue 13). From it, the
+program's imports (IMPORTS, measured by bench/vm_board.py on the 32-bit VM) are taken away;
+what is left pays for the tables at the measured bytes per entry (COSTS). Settings still win:
+MAX_BINDINGS = 200 in settings.toml is used as given.
+"""
+
+# board_id -> (how to reach the SPI bus, SCK, MOSI, MISO, CS, RST, heap KB, chip label).
+# "A|B": the first of these names the board module has; "": not wired.
+BOARDS = {
+    "wiznet_w5500_evb_pico": ("busio", "W5K_SCK|GP18", "W5K_MOSI|GP19", "W5K_MISO|GP16",
+                              "W5K_CS|GP17", "W5K_RST|GP20", 150, "RP2040"),
+    "wiznet_w5500_evb_pico2": ("busio", "W5K_SCK|GP18", "W5K_MOSI|GP19", "W5K_MISO|GP16",
+                               "W5K_CS|GP17", "W5K_RST|GP20", 300, "RP2350"),
+    "wiznet_w55rp20_evb_pico": ("pio", "W5K_SCK|GP21", "W5K_MOSI|GP23", "W5K_MISO|GP22",
+                                "W5K_CS|GP20", "W5K_RST|GP25", 150, "RP2040"),
+    "waveshare_esp32_s3_eth": ("busio", "ETH_CLK", "ETH_MOSI", "ETH_MISO", "ETH_CS", "ETH_RST",
+                               1024, "ESP32-S3"),
+}
+# Ethernet / PoE FeatherWing on any Feather: the smallest Feather heap (RP2040 class) counts.
+FEATHERWING = ("board", "SCK", "MOSI", "MISO", "D10", "", 150, "Feather")
+UNKNOWN = ("busio", "", "", "", "", "", 150, "unknown")
+
+# Live heap (KB) of the imports after start, by feature, from bench/vm_board.py (rounded
+# up), deployed as .mpy (circup's libraries, deploy --mpy; from .py an RP2040 does not fit):
+# the base is SIP on the W5500 (core, app, netif, w5500udp, persist for nvm,
+# adafruit_wiznet5k without its DHCP and DNS modules, adafruit_ticks, adafruit_bus_device,
+# board.py); digest adds
+# auth.py, MD5 and auth's table of 64 nonce counts (about 3 KB when full); the dashboard adds
+# adafruit_httpserver, the socket pool, http.py.
+IMPORTS = {"base": 103, "digest": 16, "dashboard": 72}
+# Bytes per table entry on the 32-bit VM (bench/vm_memory.py; docs/performance.md),
+# rounded up: a binding with its rate-limit source, a transaction while it lingers (1112 of
+# them held 510 KB in bench/vm_board.py's load), an active call, a call kept in the history.
+COSTS = {"bindings": 400, "transactions": 500, "calls": 400, "history": 200}
+# Share of the table heap each table may take (per cent): phones first. Calls follow from
+# transactions: a ringing call holds two (ours and the callee's), and a few are kept for
+# REGISTERs in flight.
+SHARES = {"bindings": 55, "transactions": 35, "history": 10}
+FLOORS = {"bindings": 8, "transactions": 4, "calls": 2, "history": 4}
+WORKING_KB = 10  # the objects built at start (engine: 6.5 KB, driver, sockets' buffers)
+
+
+def profile(board_id):
+    """The profile tuple for a board id (FeatherWing for any Feather, UNKNOWN otherwise)."""
+    found = BOARDS.get(board_id)
+    if found is None:
+        found = FEATHERWING if "feather" in board_id else UNKNOWN
+    return found
+
+
+def features(heap_kb):
+    """Default features for a heap budget: the dashboard only where it fits beside SIP and
+    digest with 25 KB left for the tables (32 phones)."""
+    need = IMPORTS["base"] + IMPORTS["digest"] + IMPORTS["dashboard"] + WORKING_KB + 25
+    return {"dashboard": heap_kb >= need}
+
+
+def limits(heap_kb, dashboard, digest=True):
+    """Table limits (bindings, transactions, calls, history, sources) from a heap budget."""
+    used = IMPORTS["base"] + WORKING_KB
+    if digest:
+        used += IMPORTS["digest"]
+    if dashboard:
+        used += IMPORTS["dashboard"]
+    tables = max(0, heap_kb - used) * 1024
+    out = {}
+    for name in SHARES:
+        cost = COSTS[name]
+        if name == "transactions":  # each also pays half of the call it may belong to
+            cost += COSTS["calls"] // 2
+        out[name] = max(FLOORS[name], tables * SHARES[name] // 100 // cost)
+    out["calls"] = max(FLOORS["calls"], (out["transactions"] - 4) // 2)
+    out["sources"] = max(4, out["bindings"] + 16)
+    return out
+
+
+# limit name -> the setting that overrides it
+SETTINGS = {"bindings": "MAX_BINDINGS", "transactions": "MAX_TRANSACTIONS",
+            "calls": "MAX_CALLS", "history": "CALL_HISTORY", "sources": "MAX_SOURCES"}
+
+
+def defaults(board_id, getenv):
+    """The settings a board uses when settings.toml leaves them out: HTTP_PORT (80, or 0 on a
+    board whose heap has no room for the dashboard), MAX_MESSAGE_SIZE 1472 (the W5500 does not
+    fragment), and the table limits of the profile. Returns (defaults, heap KB, label)."""
+    p = profile(board_id)
+    heap_kb = p[6]
+    port = getenv("HTTP_PORT")
+    if port is None or port == "":  # not set: the profile decides
+        dashboard = features(heap_kb)["dashboard"]
+    else:
+        try:
+            dashboard = int(port) != 0
+        except (TypeError, ValueError):
+            dashboard = False
+    auth = getenv("SIP_AUTH")
+    digest = not (auth is not None and str(auth).strip().lower() == "off")
+    out = {"HTTP_PORT": 80 if features(heap_kb)["dashboard"] else 0, "MAX_MESSAGE_SIZE": 1472}
+    table = limits(heap_kb, dashboard, digest)
+    for name in table:
+        out[SETTINGS[name]] = table[name]
+    return out, heap_kb, p[7]
+
+
+def board_getenv(getenv, board_id="wiznet_w5500_evb_pico"):
+    """Settings on a board: os.getenv, falling back to the profile's defaults."""
+    table = defaults(board_id, getenv)[0]
+
+    def get(name):
+        value = getenv(name)
+        if value is None or value == "":
+            return table.get(name)
+        return value
+
+    return get
+
+
+def board_profile(board_id, getenv):
+    """(kind, [sck, mosi, miso, cs, rst]) pin names for this board, settings applied."""
+    known = board_id in BOARDS or "feather" in board_id
+    p = profile(board_id)
+    overrides = [getenv(k) for k in ("SPI_SCK", "SPI_MOSI", "SPI_MISO", "W5500_CS", "W5500_RST")]
+    if not known and not (overrides[0] and overrides[1] and overrides[2] and overrides[3]):
+        raise ValueError(
+            "board %s is not one Switchboard knows: set SPI_SCK, SPI_MOSI, SPI_MISO and "
+            "W5500_CS (and W5500_RST if wired) in settings.toml to the board's pin names"
+            % board_id)
+    kind = p[0]
+    if kind == "board" and (overrides[0] or overrides[1] or overrides[2]):
+        kind = "busio"
+    names = list(p[1:6])
+    for i in range(5):
+        if overrides[i] is not None and str(overrides[i]).strip() != "":
+            names[i] = str(overrides[i]).strip()
+    return kind, names
+
+
+def board_pin(board, names, setting=None):
+    """The board's pin object for a setting value or the first existing name of names."""
+    if setting is not None and str(setting).strip() != "":
+        names = str(setting).strip()
+    if names and names.lower() == "none":
+        return None  # W5500_RST = "none": no reset pin wired
+    for name in names.split("|"):
+        if name and hasattr(board, name):
+            return getattr(board, name)
+    if names:
+        raise ValueError("this board has no pin %s" % " or ".join(names.split("|")))
+    return None
