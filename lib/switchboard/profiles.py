@@ -33,6 +33,9 @@ UNKNOWN = ("busio", "", "", "", "", "", 150, "unknown")
 # auth.py, MD5 and auth's table of 64 nonce counts (about 3 KB when full); the dashboard adds
 # adafruit_httpserver, the socket pool, http.py.
 IMPORTS = {"base": 103, "digest": 16, "dashboard": 72}
+# With TRUNK set: trunk.py and the Trunk (bench/trunk_memory.py: 20.4 KB + 1 KB), and MD5
+# for an MD5 upstream when SIP_AUTH is off (6.2 KB; digest has it otherwise).
+IMPORTS_TRUNK = {"trunk": 22, "md5": 7}
 # Bytes per table entry on the 32-bit VM (bench/vm_memory.py; docs/performance.md),
 # rounded up: a binding with its rate-limit source, a transaction while it lingers (1112 of
 # them held 510 KB in bench/vm_board.py's load), an active call, a call kept in the history.
@@ -60,11 +63,13 @@ def features(heap_kb):
     return {"dashboard": heap_kb >= need}
 
 
-def limits(heap_kb, dashboard, digest=True):
+def limits(heap_kb, dashboard, digest=True, trunk=False):
     """Table limits (bindings, transactions, calls, history, sources) from a heap budget."""
     used = IMPORTS["base"] + WORKING_KB
     if digest:
         used += IMPORTS["digest"]
+    if trunk:
+        used += IMPORTS_TRUNK["trunk"] + (0 if digest else IMPORTS_TRUNK["md5"])
     if dashboard:
         used += IMPORTS["dashboard"]
     tables = max(0, heap_kb - used) * 1024
@@ -101,7 +106,7 @@ def defaults(board_id, getenv):
     auth = getenv("SIP_AUTH")
     digest = not (auth is not None and str(auth).strip().lower() == "off")
     out = {"HTTP_PORT": 80 if features(heap_kb)["dashboard"] else 0, "MAX_MESSAGE_SIZE": 1472}
-    table = limits(heap_kb, dashboard, digest)
+    table = limits(heap_kb, dashboard, digest, bool(str(getenv("TRUNK") or "").strip()))
     for name in table:
         out[SETTINGS[name]] = table[name]
     return out, heap_kb, p[7]

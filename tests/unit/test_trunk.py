@@ -490,3 +490,17 @@ def test_shift_times_moves_every_stored_time_to_the_new_epoch():
     assert find(out, "REGISTER", UPSTREAM) == register
     net.send(up, up.registered(register, 120))
     assert trunk.registered(net.now) and trunk.next_try - net.now == 90000
+
+
+def test_a_board_profile_pays_for_the_trunk_from_its_tables():
+    """The board's table limits come from its heap budget less its imports
+    (switchboard.profiles): with TRUNK set the trunk's 22 KB come out of the tables."""
+    from switchboard.profiles import defaults
+
+    without = defaults("wiznet_w5500_evb_pico2", {}.get)[0]
+    with_trunk = defaults("wiznet_w5500_evb_pico2", {"TRUNK": "sip:a@10.0.0.1"}.get)[0]
+    assert with_trunk["MAX_BINDINGS"] < without["MAX_BINDINGS"]
+    assert with_trunk["MAX_TRANSACTIONS"] < without["MAX_TRANSACTIONS"]
+    # an RP2040 (150 KB budget) with digest and a trunk is left with the tables' floors
+    tight = defaults("wiznet_w5500_evb_pico", {"TRUNK": "sip:a@10.0.0.1"}.get)[0]
+    assert (tight["MAX_BINDINGS"], tight["MAX_TRANSACTIONS"], tight["MAX_CALLS"]) == (8, 4, 2)
