@@ -3,6 +3,9 @@
     .venv/bin/python bench/host_load.py                 # calls, then REGISTER, both servers
     .venv/bin/python bench/host_load.py --servers switchboard --skip-register --gc-stats
     .venv/bin/python bench/host_load.py --profile calls --profile-rate 300
+    .venv/bin/python bench/host_load.py --skip-register --overload-factors 2,4
+    .venv/bin/python bench/host_load.py --skip-calls --skip-register --overload-rates 1800,3600 \
+        --zero-failure 900
 
 Calls: a SIPp caller on 127.0.0.3 sends INVITE through the proxy to a SIPp callee on 127.0.0.2
 that registered as 2000 first (INVITE, 100, 180, 200, ACK, BYE, 200; bench/sipp/uac_call.xml
@@ -14,6 +17,15 @@ why, retransmissions, INVITE-to-200 p50/p99 (sipp -trace_rtt; sipp's clock count
 milliseconds), the server's CPU seconds per 1000 calls (utime + stime from /proc/PID/stat;
 for Kamailio summed over all its processes), the load generator's CPU, datagrams the kernel
 dropped at the server's socket (/proc/net/udp) and Switchboard's resident memory.
+
+Overload: after the call ramps, each server gets steps past capacity, at multiples of
+Switchboard's highest zero-failure rate (--overload-factors, default 2 and 4x; or
+--overload-rates), each step on a freshly started server, with bench/sipp/uac_overload.xml:
+the caller takes a 503 as an answer (ACKs it, ends the call). Per step: calls completed
+(and per second of offered load, and as a share of Switchboard's zero-failure rate), calls
+that got no final answer at all, 503s and how long after the INVITE they came (p99, max,
+how many after 1 s), retransmissions, CPU per 1000 calls offered and completed, and
+Switchboard's own counters (shed, shed_absorbed, overloads, ...) from /api/status.
 
 REGISTER: unique users, one REGISTER each, each step on a freshly started server so every
 REGISTER makes a new binding: without authentication through sipp (-inf users CSV), with
@@ -31,6 +43,7 @@ not a way to run it; --profile runs one step with Switchboard under cProfile.
 """
 
 import argparse
+import json
 import os
 import pstats
 import shutil
@@ -38,6 +51,7 @@ import signal
 import sys
 import tempfile
 import time
+import urllib.request
 
 import benchlib as bl
 import digest_load
@@ -95,6 +109,15 @@ class Switchboard:
     def cpu(self):
         self.hm.read_available(0)  # keep its output pipe drained
         return bl.process_cpu(self.pid)
+
+    def counters(self):
+        """The counters of /api/status ({} without a dashboard)."""
+        try:
+            url = "http://%s:%d/api/status" % (self.hm.host, self.hm.http_port)
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return json.loads(r.read())["counters"]
+        except (OSError, ValueError, KeyError):
+            return {}
 
     def problems(self):
         out = self.hm.output().splitlines()
@@ -231,6 +254,7 @@ class Step:
         self.t0 = self.t1 = 0.0
         self.gc_events = []
         self.note = ""
+        self.folder = None
 
     @property
     def cpu_per_1000(self):
@@ -304,10 +328,11 @@ def measure(server, step, uac_argv, folder, extra_procs=(), seconds=10):
     return uac
 
 
-def call_step(server, callee, rate, seconds, workdir, hold_ms):
+def call_step(server, callee, rate, seconds, workdir, hold_ms, scenario="uac_call.xml"):
     n = rate * seconds
     step = Step("invite", rate, n)
-    folder = os.path.join(workdir, "%s-calls-%d" % (server.label, rate))
+    folder = os.path.join(workdir, "%s-%s-%d" % (server.label, scenario[:-4], rate))
+    step.folder = folder
     uas = sipp(sipp_argv("uas_answer.xml", callee, calls=n, timeout=seconds + 45,
                          extra=["-key", "user", CALLEE]), os.path.join(folder, "uas"))
     try:
@@ -317,7 +342,7 @@ def call_step(server, callee, rate, seconds, workdir, hold_ms):
                 raise RuntimeError("callee sipp did not start:\n" + uas.output())
             time.sleep(0.02)
         local = (UAC_IP, free_port(host=UAC_IP))
-        argv = sipp_argv("uac_call.xml", local, server.addr, rate, n, seconds + 30,
+        argv = sipp_argv(scenario, local, server.addr, rate, n, seconds + 30,
                          ["-s", CALLEE, "-key", "user", CALLER, "-d", str(hold_ms),
                           "-trace_rtt", "-rtt_freq", rtt_freq(n)])
         measure(server, step, argv, folder, [uas], seconds)
@@ -330,6 +355,97 @@ def call_step(server, callee, rate, seconds, workdir, hold_ms):
         step.note = "callee: %d failed%s" % (uas_failed, " (killed)" if uas.killed else "")
         step.reasons.update({"callee_" + k: v for k, v in bl.failures(uas_stat).items()})
     return step
+
+
+class OverloadStep:
+    """One fixed-rate step past capacity (bench/sipp/uac_overload.xml): a call completes or
+    gets a 503; what sipp and /proc said."""
+
+    def __init__(self, server, step, factor):
+        self.server = server
+        self.factor = factor
+        self.rate = step.rate
+        self.n = step.n
+        stat = bl.read_stat(os.path.join(step.folder, "uac", "stat.csv"))
+        shed_times, _ = bl.read_rtt(os.path.join(step.folder, "uac"), "shed")
+        self.shed = len(shed_times)
+        # sipp counts a call ended by stop_call (after its 503) as successful
+        self.completed = max(0, step.done - self.shed)
+        self.shed_p99 = bl.percentile(shed_times, 99)
+        self.shed_max = shed_times[-1] if shed_times else None
+        self.shed_late = sum(1 for t in shed_times if t > 1000)
+        # neither completed nor answered 503 (timeouts, unexpected answers)
+        self.failed = max(0, self.n - self.completed - self.shed)
+        self.reasons = {k: v for k, v in bl.failures(stat).items() if k != "CallRejected"}
+        self.callee = {k[len("callee_"):]: v for k, v in step.reasons.items()
+                       if k.startswith("callee_")}
+        self.retrans = step.retrans
+        self.cpu = step.cpu
+        self.wall = step.wall
+        self.drops = step.drops
+        # completed calls per second of offered load (the n calls took n / rate seconds)
+        self.goodput = self.completed * self.rate / float(self.n)
+        self.counters = {}
+
+    def row(self, zero_failure):
+        reasons = ",".join("%s=%d" % kv for kv in sorted(self.reasons.items()))
+        callee = ",".join("%s=%d" % kv for kv in sorted(self.callee.items()))
+        share = "-" if not zero_failure else "%.0f%%" % (100.0 * self.goodput / zero_failure)
+        return [
+            self.server, "%d (%sx)" % (self.rate, self.factor), "%d/%d" % (self.completed, self.n),
+            "%.0f" % self.goodput, share,
+            str(self.failed) + (" (%s)" % reasons if reasons else ""), str(self.shed),
+            bl.fmt(self.shed_p99, "%.0f"), bl.fmt(self.shed_max, "%.0f"), str(self.shed_late),
+            str(self.retrans), bl.fmt(1000.0 * self.cpu / self.n, "%.3f"),
+            bl.fmt(1000.0 * self.cpu / self.completed if self.completed else None, "%.3f"),
+            "%.0f%%" % (100 * self.cpu / max(self.wall, 0.001)), bl.fmt(self.drops, "%d"),
+            callee or "0",
+        ]
+
+
+OVERLOAD_HEADER = ["server", "offered/s", "completed", "completed/s", "of zero-failure",
+                   "failed (no answer)", "503s", "503 p99 ms", "503 max ms", "503 > 1 s",
+                   "retrans", "cpu s/1000 offered", "cpu s/1000 completed", "server cpu",
+                   "server drops", "callee failed"]
+
+
+OVERLOAD_COUNTERS = ("received", "shed", "shed_absorbed", "overloads", "retransmitted",
+                     "answered_5xx", "dropped", "internal_errors")
+
+
+def overload_steps(make, label, rates, seconds, workdir, factors):
+    """Each rate on a fresh server (nothing left over from a ramp): [OverloadStep]."""
+    out = []
+    for rate, factor in zip(rates, factors):
+        server = make()
+        try:
+            callee = register_callee(server, workdir)
+            step = call_step(server, callee, rate, seconds, workdir, 0, "uac_overload.xml")
+            result = OverloadStep(label, step, factor)
+            if isinstance(server, Switchboard):
+                result.counters = server.counters()
+            out.append(result)
+            print("   " + "  ".join(result.row(None)), flush=True)
+            if result.counters:
+                print("   server counters: %s" % " ".join(
+                    "%s=%s" % (k, result.counters.get(k)) for k in OVERLOAD_COUNTERS), flush=True)
+        finally:
+            server.stop()
+        time.sleep(1)
+    return out
+
+
+def overload_table(results, zero_failure):
+    """The overload comparison: offered, completed, failed, 503s, retransmissions, CPU."""
+    rows = []
+    for label in results:
+        for step in results[label]:
+            rows.append(step.row(zero_failure))
+    print("== overload: calls offered past capacity, each rate on a fresh server "
+          "(503 times from the INVITE; 'of zero-failure' = completed/s over Switchboard's "
+          "highest zero-failure rate, %s/s)" % bl.fmt(zero_failure, "%d"))
+    print(bl.table(rows, OVERLOAD_HEADER))
+    print(flush=True)
 
 
 def write_users(path, count):
@@ -528,6 +644,14 @@ def main():
                         help="failing steps in a row that end a ramp")
     parser.add_argument("--skip-calls", action="store_true")
     parser.add_argument("--skip-register", action="store_true")
+    parser.add_argument("--skip-overload", action="store_true")
+    parser.add_argument("--overload-factors", default="2,4",
+                        help="overload steps at these multiples of Switchboard's highest "
+                             "zero-failure call rate from the ramp")
+    parser.add_argument("--overload-rates",
+                        help="overload steps at these call rates instead (no ramp needed)")
+    parser.add_argument("--zero-failure", type=int,
+                        help="with --overload-rates: the zero-failure rate to compare with")
     parser.add_argument("--skip-auth", action="store_true")
     parser.add_argument("--profile", choices=("calls", "register", "register-auth"),
                         help="instead: one step against Switchboard under cProfile")
@@ -618,6 +742,29 @@ def run_all(args, servers, workdir):
                 gc_table("%s: calls" % labels[name], results[labels[name]],
                          read_gc(server.gc_stats))
         summarize("calls (INVITE/100/180/200/ACK/BYE/200)", results, "calls")
+    if not args.skip_overload:
+        zero = args.zero_failure
+        if not args.skip_calls and labels["switchboard"] in results:
+            top = best(results[labels["switchboard"]])
+            zero = top.rate if top else None
+        if args.overload_rates:
+            rates = [int(r) for r in args.overload_rates.split(",")]
+            factors = ["%.1f" % (r / float(zero)) if zero else "-" for r in rates]
+        elif zero:
+            factors = [f.strip() for f in args.overload_factors.split(",")]
+            rates = [int(zero * float(f)) for f in factors]
+        else:
+            rates = []
+            print("overload steps skipped: no zero-failure rate (give --overload-rates)")
+        if rates:
+            found = {}
+            for name in servers:
+                print("-- %s: overload, %d s a step (load average %s)"
+                      % (labels[name], args.call_seconds, bl.load_average()), flush=True)
+                found[labels[name]] = overload_steps(
+                    make_factory(name, workdir, False, args.switchboard_gc), labels[name], rates,
+                    args.call_seconds, workdir, factors)
+            overload_table(found, zero)
     if not args.skip_register:
         users_csv = os.path.join(workdir, "users.csv")
         write_users(users_csv, max(reg_rates) * args.reg_seconds)

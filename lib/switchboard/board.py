@@ -69,8 +69,7 @@ class Running:
         """The clock restarted its epoch: every stored time moves back by ms."""
         self.app.engine.shift_times(ms)
         self.net.shift_times(ms)
-        for entry in getattr(self.app, "fault_log", {}).values():  # [last line ms, quiet]
-            entry[0] -= ms
+        self.app.shift_times(ms)  # its fault log, receive queue, timer run and overload step
         web = self.web
         if web is not None:
             web.shift_times(ms)

@@ -23,6 +23,7 @@ INTEGERS = (
     ("RATE_BURST", 100, 1, 1000000),
     ("RATE_BLOCK", 60, 1, 86400),
     ("MAX_SOURCES", 64, 4, 100000),
+    ("OVERLOAD", 1, 0, 1),  # overload control (switchboard.overload); boards: from the profile
 )
 # Settings that turn the PBX dialplan on (switchboard.dialplan.NAMES; that module and
 # switchboard.pbx are imported only when one of these is set).

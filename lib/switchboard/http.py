@@ -11,7 +11,6 @@ from adafruit_httpserver import GET, JSONResponse, Request, Response, Route, Ser
 from adafruit_httpserver.authentication import Basic, check_authentication
 
 from switchboard import VERSION
-from switchboard.engine import COUNTERS
 from switchboard.ratelimit import Lockout
 
 REQUEST_BUDGET_MS = 150  # longest one HTTP request may hold the loop while arriving
@@ -212,7 +211,7 @@ class Dashboard:
     def status(self, now):
         eng = self.engine
         counters = {}
-        for name in COUNTERS:
+        for name in eng.counters:  # the engine's and the loop's (overload) counters
             counters[name] = eng.counters[name]
         counters["http_refused"] = self.server.refused
         counters["http_errors"] = self.errors

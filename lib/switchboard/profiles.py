@@ -32,7 +32,7 @@ UNKNOWN = ("busio", "", "", "", "", "", 150, "unknown")
 # board.py); digest adds
 # auth.py, MD5 and auth's table of 64 nonce counts (about 3 KB when full); the dashboard adds
 # adafruit_httpserver, the socket pool, http.py.
-IMPORTS = {"base": 103, "digest": 16, "dashboard": 72}
+IMPORTS = {"base": 103, "digest": 16, "dashboard": 72, "overload": 12}
 # With TRUNK set: trunk.py and the Trunk (bench/trunk_memory.py: 20.4 KB + 1 KB), and MD5
 # for an MD5 upstream when SIP_AUTH is off (6.2 KB; digest has it otherwise).
 IMPORTS_TRUNK = {"trunk": 22, "md5": 7}
@@ -60,7 +60,9 @@ def features(heap_kb):
     """Default features for a heap budget: the dashboard only where it fits beside SIP and
     digest with 25 KB left for the tables (32 phones)."""
     need = IMPORTS["base"] + IMPORTS["digest"] + IMPORTS["dashboard"] + WORKING_KB + 25
-    return {"dashboard": heap_kb >= need}
+    # overload control (switchboard.overload, about 12 KB from .py on the 32-bit VM) likewise
+    spare = IMPORTS["base"] + IMPORTS["digest"] + IMPORTS["overload"] + WORKING_KB + 25
+    return {"dashboard": heap_kb >= need, "overload": heap_kb >= spare}
 
 
 def limits(heap_kb, dashboard, digest=True, trunk=False):
@@ -105,7 +107,8 @@ def defaults(board_id, getenv):
             dashboard = False
     auth = getenv("SIP_AUTH")
     digest = not (auth is not None and str(auth).strip().lower() == "off")
-    out = {"HTTP_PORT": 80 if features(heap_kb)["dashboard"] else 0, "MAX_MESSAGE_SIZE": 1472}
+    out = {"HTTP_PORT": 80 if features(heap_kb)["dashboard"] else 0, "MAX_MESSAGE_SIZE": 1472,
+           "OVERLOAD": 1 if features(heap_kb)["overload"] else 0}
     table = limits(heap_kb, dashboard, digest, bool(str(getenv("TRUNK") or "").strip()))
     for name in table:
         out[SETTINGS[name]] = table[name]

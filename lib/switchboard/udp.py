@@ -6,7 +6,7 @@ an oversize datagram shows as such instead of being silently cut.
 """
 
 
-RECEIVE_BUFFER = 1 << 20
+RECEIVE_BUFFER = 4 << 20  # Linux doubles it, up to net.core.rmem_max
 
 
 class UDPEndpoint:

@@ -85,7 +85,7 @@ LOAD = {"phones": 32, "rereg_s": 60, "calls_per_s": 8, "hold_ms": 1000, "minutes
         "step_ms": 250, "imports": SIP + DIGEST + ["forget"],
         "settings": {"SIP_AUTH": "register", "MAX_TRANSACTIONS": 2048, "MAX_CALLS": 64,
                      "MAX_BINDINGS": 64, "MAX_SOURCES": 80, "CALL_HISTORY": 16,
-                     "RATE_LIMIT": 0}}
+                     "RATE_LIMIT": 0, "OVERLOAD": 0}}  # OVERLOAD: the RP2040 default
 IMPORT_BUDGET = 125 * 1024
 LOAD_BUDGET = 150 * 1024
 
@@ -99,6 +99,7 @@ def profile_load(board_id, minutes=2):
     spec = dict(LOAD, minutes=minutes, settings=dict(LOAD["settings"]))
     for name in profiles.SETTINGS.values():
         spec["settings"][name] = table[name]
+    spec["settings"]["OVERLOAD"] = table["OVERLOAD"]
     return spec
 
 
