@@ -32,9 +32,9 @@ UNKNOWN = ("busio", "", "", "", "", "", 150, "unknown")
 # board.py); digest adds
 # auth.py, MD5 and auth's table of 64 nonce counts (about 3 KB when full); the dashboard adds
 # adafruit_httpserver, the socket pool, http.py.
-IMPORTS = {"base": 103, "digest": 16, "dashboard": 72, "overload": 12}
-# With TRUNK set: trunk.py and the Trunk (bench/trunk_memory.py: 20.4 KB + 1 KB), and MD5
-# for an MD5 upstream when SIP_AUTH is off (6.2 KB; digest has it otherwise).
+IMPORTS = {"base": 103, "digest": 16, "dashboard": 72, "overload": 5}
+# With TRUNK set: trunk.py and the Trunk (bench/trunk_memory.py), and MD5 for an MD5 upstream
+# when SIP_AUTH is off (digest has it otherwise).
 IMPORTS_TRUNK = {"trunk": 22, "md5": 7}
 # Bytes per table entry on the 32-bit VM (bench/vm_memory.py; docs/performance.md),
 # rounded up: a binding with its rate-limit source, a transaction while it lingers (1112 of
@@ -60,7 +60,7 @@ def features(heap_kb):
     """Default features for a heap budget: the dashboard only where it fits beside SIP and
     digest with 25 KB left for the tables (32 phones)."""
     need = IMPORTS["base"] + IMPORTS["digest"] + IMPORTS["dashboard"] + WORKING_KB + 25
-    # overload control (switchboard.overload, about 12 KB from .py on the 32-bit VM) likewise
+    # overload control (switchboard.overload: 4.9 KB as .mpy) likewise: off on RP2040 boards
     spare = IMPORTS["base"] + IMPORTS["digest"] + IMPORTS["overload"] + WORKING_KB + 25
     return {"dashboard": heap_kb >= need, "overload": heap_kb >= spare}
 

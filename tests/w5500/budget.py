@@ -64,6 +64,8 @@ ALONE = (
     ("switchboard.auth (without a hash)", ["switchboard.engine"], ["switchboard.auth"]),
     ("switchboard.digest", [], ["switchboard.digest"]),
     ("switchboard.app (+ udp)", ["switchboard.engine"], ["switchboard.app"]),
+    ("switchboard.overload (OVERLOAD = 1)", ["switchboard.engine", "switchboard.app"],
+     ["switchboard.overload"]),
     ("switchboard.netif", [], ["switchboard.netif"]),
     ("switchboard.w5500udp", [], ["switchboard.w5500udp"]),
     ("switchboard.board", [], ["switchboard.board"]),
