@@ -11,7 +11,9 @@ collects garbage between steps, see there), gc.mem_alloc() differences after a c
   - per call out in progress (answered, both legs), with CALLS calls at once;
   - after those calls have ended and their transactions are gone (what stays);
   - MD5 from adafruit_hashlib, which the VM (like CircuitPython) lacks in hashlib: the trunk
-    needs it for an MD5 upstream when SIP_AUTH has not loaded it already.
+    needs it for an MD5 upstream when SIP_AUTH has not loaded it already;
+  - importing switchboard.trunk compiled to .mpy, as a board deploys it (measured the way the
+    board budgets are, by tests/w5500/budget.py); the other figures are from .py.
 """
 
 import argparse
@@ -148,6 +150,15 @@ def main():
     print("| the same after a second round of %d calls | %s |" % (calls, got["after2"][1]))
     print("| the same after a third round of %d calls | %s |" % (calls, got["after3"][1]))
     print("| MD5 from adafruit_hashlib (when SIP_AUTH has not loaded it) | %s |" % got["md5"][1])
+    sys.path.insert(0, os.path.join(bl.TESTS, "w5500"))
+    import budget
+
+    with tempfile.TemporaryDirectory(prefix="trunk-mpy-") as work:
+        lib = budget.make_lib(work, mpy=True)
+        mpy = budget.measure_imports(lib, ["switchboard.trunk"],
+                                     ["switchboard.engine", "switchboard.auth"])[0]
+    print("| import switchboard.trunk compiled to .mpy (as deployed; engine and auth already "
+          "imported) | %d |" % mpy)
 
 
 if __name__ == "__main__":

@@ -33,9 +33,9 @@ UNKNOWN = ("busio", "", "", "", "", "", 150, "unknown")
 # auth.py, MD5 and auth's table of 64 nonce counts (about 3 KB when full); the dashboard adds
 # adafruit_httpserver, the socket pool, http.py.
 IMPORTS = {"base": 103, "digest": 16, "dashboard": 72, "overload": 5}
-# With TRUNK set: trunk.py and the Trunk (bench/trunk_memory.py), and MD5 for an MD5 upstream
-# when SIP_AUTH is off (digest has it otherwise).
-IMPORTS_TRUNK = {"trunk": 22, "md5": 7}
+# With TRUNK set: trunk.py from .mpy (17.1 KB) and the Trunk (0.8 KB), and MD5 for an MD5
+# upstream when SIP_AUTH is off (6.1 KB; digest has it otherwise): bench/trunk_memory.py.
+IMPORTS_TRUNK = {"trunk": 19, "md5": 7}
 # Bytes per table entry on the 32-bit VM (bench/vm_memory.py; docs/performance.md),
 # rounded up: a binding with its rate-limit source, a transaction while it lingers (1112 of
 # them held 510 KB in bench/vm_board.py's load), an active call, a call kept in the history.

@@ -494,7 +494,7 @@ def test_shift_times_moves_every_stored_time_to_the_new_epoch():
 
 def test_a_board_profile_pays_for_the_trunk_from_its_tables():
     """The board's table limits come from its heap budget less its imports
-    (switchboard.profiles): with TRUNK set the trunk's 22 KB come out of the tables."""
+    (switchboard.profiles): with TRUNK set the trunk's 19 KB come out of the tables."""
     from switchboard.profiles import defaults
 
     without = defaults("wiznet_w5500_evb_pico2", {}.get)[0]
