@@ -115,6 +115,10 @@ class Engine:
             self.qualify = Qualify(self.here, self.location, config.qualify_interval, seed)
             self.router.reachable = self.qualify.reachable
         self.trace = None  # call-message ring (trace.py): the dashboard sets it (views.py)
+        # a plug-in that takes some dialogs itself (trunk.Trunk, set only when TRUNK is):
+        # response(), ack(), cancel(), request() return True for what they took; tick(),
+        # next_due() like the proxy's
+        self.trunk = None
 
     def set_address(self, address, port):
         """Our address as phones reach it (Via, Record-Route); called again when DHCP changes it."""
@@ -187,6 +191,8 @@ class Engine:
             self.proxy.tick(now, out)
             if self.qualify is not None:
                 self.qualify.tick(now, out)
+            if self.trunk is not None:
+                self.trunk.tick(now, out)
             if now >= self.housekeeping:
                 self.housekeeping = now + HOUSEKEEPING_MS
                 self.txns.expire(now)
@@ -205,7 +211,8 @@ class Engine:
         """Milliseconds until tick() has work (for the loop's idle wait)."""
         due = self.housekeeping
         for other in (self.txns.next_due, self.proxy.next_due(),
-                      self.qualify.next_due() if self.qualify is not None else None):
+                      self.qualify.next_due() if self.qualify is not None else None,
+                      self.trunk.next_due() if self.trunk is not None else None):
             if other is not None and other < due:
                 due = other
         return max(0, due - now)
@@ -274,7 +281,9 @@ class Engine:
     def _handle(self, msg, source, now, out):
         if msg.method is None:
             self.counters["responses"] += 1
-            if self.qualify is None or not self.qualify.response(msg, now):
+            if self.qualify is not None and self.qualify.response(msg, now):
+                return
+            if self.trunk is None or not self.trunk.response(msg, now, out):
                 self.proxy.response(msg, now, out)
             return
         self.counters["requests"] += 1
@@ -316,11 +325,15 @@ class Engine:
         req.replace_top_via(via)
         key = server_key(req, via)
         reply_to = reply_address(via, source)
+        trunk = self.trunk
         if req.method == "ACK":
-            self.proxy.ack(req, via, key, now, out)
+            if trunk is None or not trunk.ack(req, key, source, now, out):
+                self.proxy.ack(req, via, key, now, out)
             return
         if req.method == "CANCEL":
-            self.proxy.cancel(req, sibling_key(key, "INVITE"), reply_to, now, out)
+            key = sibling_key(key, "INVITE")
+            if trunk is None or not trunk.cancel(req, key, reply_to, now, out):
+                self.proxy.cancel(req, key, reply_to, now, out)
             return
         txn = self.txns.get(key)
         if txn is not None:
@@ -380,6 +393,8 @@ class Engine:
     def _dispatch(self, txn, req, ruri, source, now, out):
         """REGISTER to the registrar, OPTIONS and other requests to us answered here, the
         rest to the proxy."""
+        if self.trunk is not None and self.trunk.request(txn, req, ruri, source, now, out):
+            return
         method = req.method
         local = self.here.is_local(ruri)
         # §16.3 step 5: we support no extension a proxy must understand; as the registrar

@@ -84,6 +84,13 @@ def main():
                       app.engine.location, pbx, log)
         saver.restore(clock.now())
         app.services.append(saver)
+    if str(getenv("TRUNK") or "").strip():
+        from switchboard.trunk import install as install_trunk
+
+        def resolve(name):  # blocking: only ever called by the trunk's Resolver service
+            return socket.getaddrinfo(name, None, socket.AF_INET, socket.SOCK_DGRAM)[0][4][0]
+
+        install_trunk(app, getenv, resolve)  # the trunk, only when configured
     dashboard = None
     try:
         from switchboard.http import Dashboard

@@ -34,6 +34,9 @@ UNKNOWN = ("busio", "", "", "", "", "", 150, "unknown")
 # adafruit_httpserver, the socket pool, http.py, and views.py, stats.py, trace.py, endcall.py
 # (issue 16: 80 KB with them, measured with tests/w5500/budget.py as the board loads them).
 IMPORTS = {"base": 104, "digest": 16, "dashboard": 80, "overload": 5}
+# With TRUNK set: trunk.py from .mpy (17.1 KB) and the Trunk (0.8 KB), and MD5 for an MD5
+# upstream when SIP_AUTH is off (6.1 KB; digest has it otherwise): bench/trunk_memory.py.
+IMPORTS_TRUNK = {"trunk": 19, "md5": 7}
 # Bytes per table entry on the 32-bit VM (bench/vm_memory.py; docs/performance.md),
 # rounded up: a binding with its rate-limit source, a transaction while it lingers (1112 of
 # them held 510 KB in bench/vm_board.py's load), an active call, a call kept in the history.
@@ -67,11 +70,13 @@ def features(heap_kb):
     return {"dashboard": heap_kb >= need, "overload": heap_kb >= spare}
 
 
-def limits(heap_kb, dashboard, digest=True):
+def limits(heap_kb, dashboard, digest=True, trunk=False):
     """Table limits (bindings, transactions, calls, history, sources) from a heap budget."""
     used = IMPORTS["base"] + WORKING_KB
     if digest:
         used += IMPORTS["digest"]
+    if trunk:
+        used += IMPORTS_TRUNK["trunk"] + (0 if digest else IMPORTS_TRUNK["md5"])
     if dashboard:
         used += IMPORTS["dashboard"]
     tables = max(0, heap_kb - used) * 1024
@@ -113,7 +118,7 @@ def defaults(board_id, getenv):
            # room for the dashboard too; the RP2040's 150 KB has none
            "QUALIFY_INTERVAL": 60 if features(heap_kb)["dashboard"] else 0,
            "OVERLOAD": 1 if features(heap_kb)["overload"] else 0}
-    table = limits(heap_kb, dashboard, digest)
+    table = limits(heap_kb, dashboard, digest, bool(str(getenv("TRUNK") or "").strip()))
     for name in table:
         out[SETTINGS[name]] = table[name]
     return out, heap_kb, p[7]
