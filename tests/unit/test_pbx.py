@@ -160,3 +160,16 @@ def test_intercom_call_info_names_our_current_address():
     invite = parse([data for data, d in out if d == P["1002"].addr][0])
     assert invite.get("call-info") == "<sip:10.0.0.77:5060>;answer-after=0"
     assert invite.get("alert-info") == "<http://127.0.0.1>;info=alert-autoanswer"
+
+
+def test_busy_plain_extension_with_a_pbx_configured_relays_the_486():
+    """A call to an extension that is in no group ends in the router's plain lookup stage
+    (plan None); its 486 reaches the caller (it once raised in the response context)."""
+    eng, dp, _ = pbx_engine({"RING_GROUPS": "600=1003,1004"})
+    registered(eng, P["1001"], P["1002"])
+    out = eng.receive(P["1001"].invite("1002", "plain-busy"), P["1001"].addr, 100)
+    invite = [data for data, d in out if d == P["1002"].addr][0]
+    out = eng.receive(P["1002"].answer(invite, 486, "Busy Here"), P["1002"].addr, 200)
+    m = final(out, P["1001"].addr)
+    assert m is not None and m.status == 486
+    assert eng.counters["internal_errors"] == 0
