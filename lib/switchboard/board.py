@@ -48,7 +48,7 @@ class Running:
         self.profile = None
         self.pbx = None  # the dialplan, when PBX settings are set
         self.saver = None  # persist.Saver on microcontroller.nvm (STATE_NVM)
-        self.trunk = None  # trunk.Trunk, when TRUNK is set
+        self.gateway = None  # trunk.Trunk, when TRUNK is set
 
     def netinfo(self):
         """The "network" part of /api/status."""
@@ -73,7 +73,7 @@ class Running:
         web = self.web
         if web is not None:
             web.shift_times(ms)
-        for part in (self.saver, self.pbx, self.trunk):  # boot.epochs() checked they can
+        for part in (self.saver, self.pbx, self.gateway):  # boot.epochs() checked they can
             if part is not None:
                 part.shift_times(ms)
 

@@ -102,7 +102,7 @@ def epochs(clock, run):
     the engine (Engine.shift_times) and the shells (run.shift_times). An engine without
     shift_times keeps an ever-growing clock: exact, but every now() past 12.4 days of uptime
     allocates a long int."""
-    parts = (run.app.engine, run.saver, run.pbx, run.trunk)
+    parts = (run.app.engine, run.saver, run.pbx, run.gateway)
     if not all(hasattr(p, "shift_times") for p in parts if p is not None):
         print("Clock: exact ms; past 12.4 days each reading is a long int (the engine cannot "
               "move its stored times to a new epoch)")
@@ -209,16 +209,10 @@ def start(run):
                                   settle_ms=5000, budget=24)
         saver.restore(clock.now())
         app.services.append(saver)
-    if str(getenv("TRUNK") or "").strip():
-        from switchboard.trunk import LinkWatch
-        from switchboard.trunk import install as install_trunk
+    if str(getenv("TRUNK") or "").strip():  # only when configured (few names here: each
+        from switchboard.trunk import start  # interned name stays on the heap)
 
-        def resolve(name):  # the driver's DNS blocks: at start only (once=True)
-            return net.eth.pretty_ip(net.eth.get_host_by_name(name))
-
-        run.trunk = install_trunk(app, getenv, resolve, once=True)  # only when configured
-        if run.trunk is not None:
-            app.services.append(LinkWatch(run.trunk, net))  # register again on link up
+        run.gateway = start(app, getenv, net)
     epochs(clock, run)
     if config.http_port:
         from switchboard.dashstart import DashboardStart

@@ -115,10 +115,11 @@ class Engine:
             self.qualify = Qualify(self.here, self.location, config.qualify_interval, seed)
             self.router.reachable = self.qualify.reachable
         self.trace = None  # call-message ring (trace.py): the dashboard sets it (views.py)
-        # a plug-in that takes some dialogs itself (trunk.Trunk, set only when TRUNK is):
-        # response(), ack(), cancel(), request() return True for what they took; tick(),
-        # next_due() like the proxy's
-        self.trunk = None
+        # the SIP trunk (trunk.Trunk, set only when TRUNK is), our gateway to a bigger server:
+        # a plug-in that takes some dialogs itself: response(), ack(), cancel(), request()
+        # return True for what they took; tick(), next_due() like the proxy's. (Named with a
+        # word the board has interned anyway: each new name costs heap for good.)
+        self.gateway = None
 
     def set_address(self, address, port):
         """Our address as phones reach it (Via, Record-Route); called again when DHCP changes it."""
@@ -191,8 +192,8 @@ class Engine:
             self.proxy.tick(now, out)
             if self.qualify is not None:
                 self.qualify.tick(now, out)
-            if self.trunk is not None:
-                self.trunk.tick(now, out)
+            if self.gateway is not None:
+                self.gateway.tick(now, out)
             if now >= self.housekeeping:
                 self.housekeeping = now + HOUSEKEEPING_MS
                 self.txns.expire(now)
@@ -212,7 +213,7 @@ class Engine:
         due = self.housekeeping
         for other in (self.txns.next_due, self.proxy.next_due(),
                       self.qualify.next_due() if self.qualify is not None else None,
-                      self.trunk.next_due() if self.trunk is not None else None):
+                      self.gateway.next_due() if self.gateway is not None else None):
             if other is not None and other < due:
                 due = other
         return max(0, due - now)
@@ -283,7 +284,7 @@ class Engine:
             self.counters["responses"] += 1
             if self.qualify is not None and self.qualify.response(msg, now):
                 return
-            if self.trunk is None or not self.trunk.response(msg, now, out):
+            if self.gateway is None or not self.gateway.response(msg, now, out):
                 self.proxy.response(msg, now, out)
             return
         self.counters["requests"] += 1
@@ -325,14 +326,14 @@ class Engine:
         req.replace_top_via(via)
         key = server_key(req, via)
         reply_to = reply_address(via, source)
-        trunk = self.trunk
+        gateway = self.gateway
         if req.method == "ACK":
-            if trunk is None or not trunk.ack(req, key, source, now, out):
+            if gateway is None or not gateway.ack(req, key, source, now, out):
                 self.proxy.ack(req, via, key, now, out)
             return
         if req.method == "CANCEL":
             key = sibling_key(key, "INVITE")
-            if trunk is None or not trunk.cancel(req, key, reply_to, now, out):
+            if gateway is None or not gateway.cancel(req, key, reply_to, now, out):
                 self.proxy.cancel(req, key, reply_to, now, out)
             return
         txn = self.txns.get(key)
@@ -393,7 +394,7 @@ class Engine:
     def _dispatch(self, txn, req, ruri, source, now, out):
         """REGISTER to the registrar, OPTIONS and other requests to us answered here, the
         rest to the proxy."""
-        if self.trunk is not None and self.trunk.request(txn, req, ruri, source, now, out):
+        if self.gateway is not None and self.gateway.request(txn, req, ruri, source, now, out):
             return
         method = req.method
         local = self.here.is_local(ruri)

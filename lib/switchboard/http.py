@@ -234,7 +234,7 @@ class Dashboard:
             "blocked_sources": eng.blocked_sources(now),
             "auth": eng.auth.stats if eng.auth is not None else None,
             "counters": counters,
-            "trunk": eng.trunk.status(now) if eng.trunk is not None else None,
+            "trunk": eng.gateway.status(now) if eng.gateway is not None else None,
         }
 
     def api_status(self, request):

@@ -307,44 +307,37 @@ def split_commas(value, strict=False):
     """Split a header value at commas outside quoted strings and <...>. Empty elements are
     skipped, or with strict make a ParseError (RFC 4475 §3.1.2.1: ",," is not a list)."""
     if '"' not in value and "<" not in value:
-        parts = [p.strip() for p in value.split(",")]
-        if strict and "" in parts:
-            raise ParseError("Empty list element")
-        return [p for p in parts if p]
-    out = []
-    quoted = False
-    angle = False
-    start = 0
-    i = 0
-    n = len(value)
-    while i < n:
-        ch = value[i]
-        if quoted:
-            if ch == "\\":
-                i += 1
+        parts = value.split(",")
+    else:
+        parts = []
+        quoted = False
+        angle = False
+        start = 0
+        i = 0
+        n = len(value)
+        while i < n:
+            ch = value[i]
+            if quoted:
+                if ch == "\\":
+                    i += 1
+                elif ch == '"':
+                    quoted = False
             elif ch == '"':
-                quoted = False
-        elif ch == '"':
-            quoted = True
-        elif ch == "<":
-            angle = True
-        elif ch == ">":
-            angle = False
-        elif ch == "," and not angle:
-            _element(out, value[start:i], strict)
-            start = i + 1
-        i += 1
-    # an unbalanced quote or bracket leaves the rest as one value: its own parser refuses it
-    _element(out, value[start:], strict)
-    return out
-
-
-def _element(out, part, strict):
-    part = part.strip()
-    if part:
-        out.append(part)
-    elif strict:
+                quoted = True
+            elif ch == "<":
+                angle = True
+            elif ch == ">":
+                angle = False
+            elif ch == "," and not angle:
+                parts.append(value[start:i])
+                start = i + 1
+            i += 1
+        # an unbalanced quote or bracket leaves the rest as one value: its parser refuses it
+        parts.append(value[start:])
+    parts = [p.strip() for p in parts]
+    if strict and "" in parts:
         raise ParseError("Empty list element")
+    return [p for p in parts if p]
 
 
 def check_params(params):
@@ -375,14 +368,6 @@ def check_params(params):
             raise ParseError("Malformed parameter")
 
 
-def _check_address(value):
-    """ParseError unless value is a name-addr/addr-spec whose URI (host, port) and header
-    parameters are well formed."""
-    _, uri, params = parse_name_addr(value)
-    URI(uri)
-    check_params(params)
-
-
 # Headers a request carries once (RFC 3261 §7.3.1: only list headers may repeat).
 SINGLE = {"from": "From", "to": "To", "call-id": "Call-ID", "cseq": "CSeq",
           "max-forwards": "Max-Forwards"}
@@ -400,14 +385,19 @@ def check_request(req):
                 if name in seen:
                     return "Duplicate %s header" % SINGLE[name]
                 seen.append(name)
-                if name == "from" or name == "to":
-                    _check_address(h[2])
+                items = (h[2],) if name == "from" or name == "to" else ()
             elif name in LISTS:
-                for item in split_commas(h[2], True):
-                    if name == "via":
-                        check_params(Via(item).params)
-                    elif item != "*" or name != "contact":
-                        _check_address(item)
+                items = split_commas(h[2], True)
+            else:
+                continue
+            for item in items:
+                if name == "via":
+                    check_params(Via(item).params)
+                elif item != "*" or name != "contact":
+                    # an address: its URI (host, port) and its header parameters
+                    _, uri, params = parse_name_addr(item)
+                    URI(uri)
+                    check_params(params)
     except ParseError as e:
         return e.reason
     return None

@@ -34,9 +34,6 @@ UNKNOWN = ("busio", "", "", "", "", "", 150, "unknown")
 # adafruit_httpserver, the socket pool, http.py, and views.py, stats.py, trace.py, endcall.py
 # (issue 16: 80 KB with them, measured with tests/w5500/budget.py as the board loads them).
 IMPORTS = {"base": 104, "digest": 16, "dashboard": 80, "overload": 5}
-# With TRUNK set: trunk.py from .mpy (17.1 KB) and the Trunk (0.8 KB), and MD5 for an MD5
-# upstream when SIP_AUTH is off (6.1 KB; digest has it otherwise): bench/trunk_memory.py.
-IMPORTS_TRUNK = {"trunk": 19, "md5": 7}
 # Bytes per table entry on the 32-bit VM (bench/vm_memory.py; docs/performance.md),
 # rounded up: a binding with its rate-limit source, a transaction while it lingers (1112 of
 # them held 510 KB in bench/vm_board.py's load), an active call, a call kept in the history.
@@ -70,13 +67,16 @@ def features(heap_kb):
     return {"dashboard": heap_kb >= need, "overload": heap_kb >= spare}
 
 
-def limits(heap_kb, dashboard, digest=True, trunk=False):
+def limits(heap_kb, dashboard, digest=True, gateway=False):
     """Table limits (bindings, transactions, calls, history, sources) from a heap budget."""
     used = IMPORTS["base"] + WORKING_KB
     if digest:
         used += IMPORTS["digest"]
-    if trunk:
-        used += IMPORTS_TRUNK["trunk"] + (0 if digest else IMPORTS_TRUNK["md5"])
+    if gateway:  # the trunk: trunk.py from .mpy (17.1 KB) and the Trunk (0.8 KB), and MD5
+        # for an MD5 upstream when SIP_AUTH is off (6.1 KB; digest has it otherwise):
+        # bench/trunk_memory.py
+        # (numbers, not named constants: every name a board loads is interned for good)
+        used += 19 + (0 if digest else 7)
     if dashboard:
         used += IMPORTS["dashboard"]
     tables = max(0, heap_kb - used) * 1024

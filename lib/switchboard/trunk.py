@@ -15,7 +15,7 @@
   (the Router: extensions, and groups or aliases when a dialplan is installed).
 
 Sans-I/O like the engine: the engine hands this module the requests, ACKs, CANCELs and
-responses that are its own (Engine.trunk) and runs tick(); host names are resolved by the
+responses that are its own (Engine.gateway) and runs tick(); host names are resolved by the
 shell (Resolver, with the shell's resolve function), never here. Imported only when TRUNK is
 set (install()).
 """
@@ -226,7 +226,7 @@ class Pending:
 class Trunk:
     """The trunk: registration, the B2BUA for outgoing calls, the door for incoming ones.
 
-    settings: Settings; engine: the Engine it plugs into (engine.trunk = this).
+    settings: Settings; engine: the Engine it plugs into (engine.gateway = this).
     """
 
     def __init__(self, settings, engine):
@@ -987,7 +987,7 @@ def install(app, getenv, resolve=None, once=False):
             "to an IP address" % settings.host)
         return None
     trunk = Trunk(settings, engine)
-    engine.trunk = trunk
+    engine.gateway = trunk
     if engine.auth is not None:
         engine.auth = trunk.guard(engine.auth)
     if trunk.by_name:
@@ -1000,4 +1000,17 @@ def install(app, getenv, resolve=None, once=False):
         % (settings.user, settings.domain, settings.outbound,
            " (strip %d)" % settings.strip if settings.strip else "",
            settings.inbound or "by DID only"))
+    return trunk
+
+
+def start(app, getenv, net):
+    """The trunk on a board (boot.start): host names resolved with the driver's DNS, at
+    start only (it blocks); registered again on link up. The Trunk, or None."""
+
+    def resolve(name):
+        return net.eth.pretty_ip(net.eth.get_host_by_name(name))
+
+    trunk = install(app, getenv, resolve, once=True)
+    if trunk is not None:
+        app.services.append(LinkWatch(trunk, net))
     return trunk

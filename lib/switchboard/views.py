@@ -91,7 +91,7 @@ def extensions(engine, now):
                                    "forward": (settings.get(name) or {}).get("always")})
         for alias in sorted(dp.aliases):
             view["aliases"].append({"name": alias, "target": dp.aliases[alias]})
-    trunk = getattr(engine, "trunk", None)  # the trunk (trunk.py), when TRUNK is set
+    trunk = getattr(engine, "gateway", None)  # the trunk (trunk.py), when TRUNK is set
     if trunk is not None:
         view["trunk"] = trunk.status(now)
     return view

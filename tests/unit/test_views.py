@@ -118,5 +118,5 @@ def test_trunk_state_when_the_engine_has_one():
 
     engine = new_engine()
     assert views.extensions(engine, 0)["trunk"] is None
-    engine.trunk = Trunk()
+    engine.gateway = Trunk()
     assert views.extensions(engine, 0)["trunk"]["state"] == "registered"
