@@ -88,7 +88,8 @@ def capacity(totals):
         imported = totals[(label, "mpy")]
         used = (table["MAX_BINDINGS"] * profiles.COSTS["bindings"]
                 + table["MAX_TRANSACTIONS"] * profiles.COSTS["transactions"]
-                + table["MAX_CALLS"] * profiles.COSTS["calls"]
+                + table["MAX_CALLS"] * (profiles.COSTS["calls"]
+                                        + (profiles.DASHBOARD_CALL if web else 0))
                 + table["CALL_HISTORY"] * profiles.COSTS["history"])
         left = heap_kb * 1024 - imported - used
         rows.append([name, chip, str(heap_kb), label.replace("SIP + ", "SIP, "), kb(imported),
@@ -96,7 +97,8 @@ def capacity(totals):
                      str(table["MAX_TRANSACTIONS"]), str(table["CALL_HISTORY"]), kb(left)])
     print(bl.table(rows, ["board", "chip", "budget KB", "default features", "imports KB",
                           "phones", "calls", "transactions", "history", "heap left KB"]))
-    print("(heap left: budget - measured imports - full tables at profiles.COSTS bytes each)")
+    print("(heap left: budget - measured imports - full tables at profiles.COSTS bytes each, "
+          "a call DASHBOARD_CALL more with the dashboard)")
     print()
 
 

@@ -4,7 +4,8 @@ import socket
 
 from switchboard.app import App
 from switchboard.config import Config
-from switchboard.http import Dashboard, escape, render_registrations
+from switchboard.http import Dashboard, escape
+from switchboard.views import render_extensions
 
 
 class FakeClock:
@@ -20,7 +21,7 @@ def make(tmp_path):
     config = Config(overrides={"SIP_HOST": "127.0.0.1", "SIP_PORT": 0, "HTTP_PORT": 0})
     clock = FakeClock()
     app = App(config, socket, clock, lambda level, text: lines.append(text), b"x" * 16)
-    (tmp_path / "index.html").write_text("<table><!--@registrations--></table>")
+    (tmp_path / "index.html").write_text("<table><!--@extensions--></table>")
     dash = Dashboard(app, socket, "127.0.0.1", 0, str(tmp_path))
     return app, dash, clock, lines
 
@@ -58,10 +59,9 @@ def test_repeated_errors_counted_but_printed_once_per_10_s(tmp_path):
 
 
 def test_rendering_escapes_what_phones_send():
-    regs = [{"user": "1001", "contacts": [{"uri": "sip:<script>@x", "source": "1.2.3.4:5",
-                                           "user_agent": '"><img src=x onerror=alert(1)>',
-                                           "expires_in": 30}]}]
-    html = render_registrations(regs)
+    view = {"extensions": [{"name": "<script>", "state": "idle", "contacts": [
+        {"address": '"><img src=x onerror=alert(1)>'}]}]}
+    html = render_extensions(view)
     assert "<script>" not in html and "<img" not in html
     assert escape("a&b<c>\"'") == "a&amp;b&lt;c&gt;&quot;&#39;"
 
@@ -158,4 +158,43 @@ def test_dashboard_that_cannot_import_for_lack_of_heap_waits_and_starts_later(
     finally:
         if web.dashboard is not None:
             web.dashboard.server.stop()
+        app.sip.close()
+
+
+def test_the_dashboard_brings_the_message_ring_and_the_chart_sampler(tmp_path):
+    app, dash, clock, lines = make(tmp_path)
+    try:
+        assert app.engine.trace is not None and app.engine.trace.size == 32
+        assert dash.sampler in app.services
+        dash.sampler.poll(0)
+        dash.sampler.poll(10000)
+        assert dash.sampler.view(10000)["messages"] == [0, 0]
+    finally:
+        dash.server.stop()
+        app.sip.close()
+
+
+def test_no_ring_when_message_trace_is_zero(tmp_path):
+    config = Config(overrides={"SIP_HOST": "127.0.0.1", "SIP_PORT": 0, "HTTP_PORT": 0,
+                               "MESSAGE_TRACE": 0})
+    app = App(config, socket, FakeClock(), lambda level, text: None, b"x" * 16)
+    (tmp_path / "index.html").write_text("x")
+    dash = Dashboard(app, socket, "127.0.0.1", 0, str(tmp_path))
+    try:
+        assert app.engine.trace is None
+    finally:
+        dash.server.stop()
+        app.sip.close()
+
+
+def test_a_new_clock_epoch_moves_the_charts_and_the_ring(tmp_path):
+    app, dash, clock, lines = make(tmp_path)
+    try:
+        dash.sampler.poll(50000)
+        app.engine.trace.ring.append((50000, True, "10.0.0.1:5060", "INVITE sip:x", "c"))
+        dash.shift_times(40000)
+        assert dash.sampler.stats.closes == 20000
+        assert app.engine.trace.ring[0][0] == 10000
+    finally:
+        dash.server.stop()
         app.sip.close()

@@ -220,7 +220,8 @@ def test_digest_auth_under_micropython_with_adafruit_hashlib(tmp_path):
 # which tests/support/vm_pytest.py provides inside the VM.
 VM_UNIT_MODULES = ("test_message", "test_transaction", "test_router", "test_proxy",
                    "test_engine", "test_registrar", "test_location", "test_calls",
-                   "test_ratelimit", "test_sdp", "test_dialplan", "test_overload")
+                   "test_ratelimit", "test_sdp", "test_dialplan", "test_overload", "test_qualify",
+                   "test_trace", "test_stats", "test_endcall")
 
 
 def _unit_tests(name):

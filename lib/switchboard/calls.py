@@ -19,7 +19,7 @@ class Call:
     """One INVITE dialog: who called whom, its state and times (ms), the SDP summaries."""
 
     __slots__ = ("call_id", "caller", "callee", "state", "status", "started", "answered",
-                 "ended", "last_seen", "offer", "answer", "reason")
+                 "ended", "last_seen", "offer", "answer", "reason", "leg_a", "leg_b")
 
     def __init__(self, call_id, caller, callee, now):
         self.call_id = call_id
@@ -34,6 +34,11 @@ class Call:
         self.offer = None
         self.answer = None
         self.reason = ""
+        # what a BYE to each phone needs (endcall.py), kept from the INVITE and its 2xx:
+        # [From or To value with the phone's tag, its tag, Contact URI, (ip, port),
+        #  Route set towards it (tuple), highest CSeq it sent]
+        self.leg_a = None  # the caller
+        self.leg_b = None  # the callee that answered
 
     def duration(self, now):
         """Seconds talking (answered to ended), 0 if never answered."""
@@ -63,6 +68,9 @@ class Calls:
         self.active = {}  # Call-ID -> Call
         self.history = []  # finished calls, oldest first
         self.log = log
+        self.answered = 0  # calls answered and calls failed since start (charts)
+        self.failed = 0
+        self.legs = None  # endcall.py while the dashboard runs: keeps what ending a call needs
 
     def full(self):
         """True when no further call can start."""
@@ -94,17 +102,21 @@ class Calls:
                 call.state = ANSWERED
                 call.status = status
                 call.answered = now
+                self.answered += 1
                 self._event(call)
         elif call.state in (TRYING, RINGING):
             call.status = status
             self._finish(call, CANCELLED if status == 487 else FAILED, now)
 
-    def in_dialog(self, call_id, method, body, now):
-        """A request inside a call passed through: BYE ends it, others keep it alive."""
+    def in_dialog(self, call_id, method, body, now, req=None):
+        """A request inside a call passed through: BYE ends it, others keep it alive.
+        req (the request) keeps each side's highest CSeq when endcall.py keeps legs."""
         call = self.active.get(call_id)
         if call is None:
             return
         call.last_seen = now
+        if req is not None and call.leg_a is not None:
+            self.legs.track(call, req)
         if method == "BYE":
             call.reason = "bye"
             self._finish(call, ENDED, now)
@@ -122,6 +134,9 @@ class Calls:
                 self._finish(call, ENDED if call.answered is not None else FAILED, now)
 
     def _finish(self, call, state, now):
+        if state == FAILED:
+            self.failed += 1
+        call.leg_a = call.leg_b = None
         call.state = state
         call.ended = now
         self.active.pop(call.call_id, None)

@@ -23,6 +23,8 @@ INTEGERS = (
     ("RATE_BURST", 100, 1, 1000000),
     ("RATE_BLOCK", 60, 1, 86400),
     ("MAX_SOURCES", 64, 4, 100000),
+    ("QUALIFY_INTERVAL", 60, 0, 3600),
+    ("MESSAGE_TRACE", 32, 0, 10000),
     ("OVERLOAD", 1, 0, 1),  # overload control (switchboard.overload); boards: from the profile
 )
 # Settings that turn the PBX dialplan on (switchboard.dialplan.NAMES; that module and
@@ -91,7 +93,7 @@ class Config:
             "bindings": self.max_bindings, "contacts_per_aor": self.max_contacts_per_aor,
             "transactions": self.max_transactions, "calls": self.max_calls,
             "history": self.call_history, "message_size": self.max_message_size,
-            "sources": self.max_sources,
+            "sources": self.max_sources, "message_trace": self.message_trace,
         }
 
 

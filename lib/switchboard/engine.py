@@ -2,8 +2,14 @@
 
 `receive(datagram, source, now)` and `tick(now)` return the datagrams to send as
 [(bytes, (ip, port))]; `now` is integer milliseconds from the caller's clock. Each entry
-point makes its own output list and hands it down (no shared output state), so any future
-entry point (a dashboard action, a trunk timer) returns its datagrams the same way.
+point makes its own output list and hands it down (no shared output state), so any other
+entry point returns its datagrams the same way (the dashboard's "end call", endcall.py).
+
+Optional parts, each imported only when configured: the reachability pings (qualify.py,
+QUALIFY_INTERVAL; its tick runs in tick(), the answers to its pings are taken before the
+proxy sees them, the router leaves unreachable contacts out) and the call-message ring for
+the dashboard's ladders (trace.py, set by views.py; every entry point shows it what came in
+and what goes out).
 
 The path of a datagram: size and keepalive checks, parse (message.py), then a response
 goes to the proxy's client transactions; a request is validated (RFC 3261 §8.2, §16.3),
@@ -106,6 +112,13 @@ class Engine:
         # response(), ack(), cancel(), request() return True for what they took; tick(),
         # next_due() like the proxy's
         self.trunk = None
+        self.qualify = None  # OPTIONS pings (qualify.py), only when QUALIFY_INTERVAL is set
+        if config.qualify_interval:
+            from switchboard.qualify import Qualify
+
+            self.qualify = Qualify(self.here, self.location, config.qualify_interval, seed)
+            self.router.reachable = self.qualify.reachable
+        self.trace = None  # call-message ring (trace.py): the dashboard sets it (views.py)
 
     def set_address(self, address, port):
         """Our address as phones reach it (Via, Record-Route); called again when DHCP changes it."""
@@ -154,8 +167,22 @@ class Engine:
             txn = self._unanswered(msg)
             if txn is not None:
                 self.txns.drop(txn)  # it would hold a place in the table for ever
-        self.counters["sent"] += len(out)
+        self._done(out, now, data, source)
         return out
+
+    def _done(self, out, now, data=None, source=None):
+        """Count what an entry point sends; the trace sees it (and what came in)."""
+        self.counters["sent"] += len(out)
+        trace = self.trace
+        if trace is not None:
+            try:
+                if data is not None:
+                    trace.add(data, source, True, now)
+                for sent in out:
+                    trace.add(sent[0], sent[1], False, now)
+            except MemoryError:
+                gc.collect()
+                self.counters["memory_errors"] += 1
 
     def tick(self, now):
         """Run the timers that are due; return [(bytes, (ip, port))] to send."""
@@ -164,6 +191,8 @@ class Engine:
             self.proxy.tick(now, out)
             if self.trunk is not None:
                 self.trunk.tick(now, out)
+            if self.qualify is not None:
+                self.qualify.tick(now, out)
             if now >= self.housekeeping:
                 self.housekeeping = now + HOUSEKEEPING_MS
                 self.txns.expire(now)
@@ -175,14 +204,15 @@ class Engine:
         except Exception as e:
             self.counters["internal_errors"] += 1
             self.log("error", "internal error in timers: %r" % (e,))
-        self.counters["sent"] += len(out)
+        self._done(out, now)
         return out
 
     def next_due(self, now):
         """Milliseconds until tick() has work (for the loop's idle wait)."""
         due = self.housekeeping
         for other in (self.txns.next_due, self.proxy.next_due(),
-                      self.trunk.next_due() if self.trunk is not None else None):
+                      self.trunk.next_due() if self.trunk is not None else None,
+                      self.qualify.next_due() if self.qualify is not None else None):
             if other is not None and other < due:
                 due = other
         return max(0, due - now)
@@ -251,7 +281,8 @@ class Engine:
     def _handle(self, msg, source, now, out):
         if msg.method is None:
             self.counters["responses"] += 1
-            if self.trunk is None or not self.trunk.response(msg, now, out):
+            if (self.trunk is None or not self.trunk.response(msg, now, out)) and \
+                    (self.qualify is None or not self.qualify.response(msg, now)):
                 self.proxy.response(msg, now, out)
             return
         self.counters["requests"] += 1

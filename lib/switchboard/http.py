@@ -134,6 +134,10 @@ class Dashboard:
             Route("/api/history", GET, self.api_history),
             Route("/api/state", GET, self.api_state),
         ])
+        from switchboard import views  # extensions, charts, ladders, controls (issue 16)
+
+        self.views = views
+        self.sampler = views.add_routes(self, heap_free)
         server.start(host, port)
 
     def poll(self, now):
@@ -171,6 +175,9 @@ class Dashboard:
         are forgotten (at most once in 3 days)."""
         self.quiet_until -= ms
         self.failing = Lockout(LOGIN_FAILURES, LOGIN_BLOCK_MS, MAX_FAILING)
+        self.sampler.stats.shift_times(ms)  # the charts' slot (views.py)
+        if self.engine.trace is not None:  # the dashboard made the ring (views.py)
+            self.engine.trace.shift_times(ms)
 
     def restart(self):
         self.restarts += 1
@@ -245,7 +252,7 @@ class Dashboard:
     def api_state(self, request):
         now = self.clock.now()
         return self._json(request, {
-            "status": self.status(now), "registrations": self.engine.registrations(now),
+            "status": self.status(now), "extensions": self.views.extensions(self.engine, now),
             "calls": self.engine.active_calls(now), "history": self.engine.call_history(now),
         })
 
@@ -260,14 +267,9 @@ class Dashboard:
                 template = f.read()
         except OSError:
             return Response(request, "web/index.html is missing\n", status=(500, "Error"))
-        parts = {
-            "registrations": render_registrations(self.engine.registrations(now)),
-            "calls": render_calls(self.engine.active_calls(now)),
-            "history": render_history(self.engine.call_history(now)),
-            "health": render_health(self.status(now)),
-        }
-        for key in parts:
-            template = template.replace("<!--@%s-->" % key, parts[key])
+        # the first extensions as the page's static view; the script draws the rest
+        template = template.replace("<!--@extensions-->", self.views.render_extensions(
+            self.views.extensions(self.engine, now)))
         return Response(request, template, content_type="text/html; charset=utf-8",
                         headers=API_HEADERS)
 
@@ -289,51 +291,3 @@ def heap_free():
 def escape(text):
     return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             .replace('"', "&quot;").replace("'", "&#39;"))
-
-
-def media(m):
-    if not m:
-        return ""
-    return "%s:%s %s %s" % (m["address"], m["port"], "/".join(m["codecs"]), m["direction"])
-
-
-def row(cells):
-    return "<tr>" + "".join("<td>%s</td>" % escape(c) for c in cells) + "</tr>"
-
-
-def render_registrations(regs):
-    rows = []
-    for reg in regs:
-        for c in reg["contacts"]:
-            rows.append(row((reg["user"], c["uri"], c["source"], c["user_agent"],
-                             "%ds" % c["expires_in"])))
-    return "".join(rows) or '<tr><td colspan="5">No phone registered</td></tr>'
-
-
-def render_calls(calls):
-    rows = [row((c["caller"], c["callee"], c["state"], "%ds" % c["duration"],
-                 media(c["offer"]), media(c["answer"]))) for c in calls]
-    return "".join(rows) or '<tr><td colspan="6">No active call</td></tr>'
-
-
-def render_history(calls):
-    rows = [row((c["caller"], c["callee"], c["state"], c["status"] or "", "%ds" % c["duration"],
-                 "%ds ago" % c["ended_ago"])) for c in calls]
-    return "".join(rows) or '<tr><td colspan="6">No call yet</td></tr>'
-
-
-def render_health(status):
-    net = status["network"]
-    items = [("IP", net.get("ip") or "-"), ("MAC", net.get("mac") or "-"),
-             ("Free heap", "n/a" if status["heap_free"] is None else
-              "%d KB" % (status["heap_free"] // 1024))]
-    trunk = status.get("trunk")
-    if trunk:
-        why = " %s %s, next try in %ds" % (trunk["last_status"] or "", trunk["last_reason"],
-                                            trunk["next_try"]) \
-            if trunk["state"] != "registered" and trunk["last_reason"] else ""
-        items.append(("Trunk", "%s %s%s" % (trunk["account"], trunk["state"], why)))
-    for name in status["tables"]:
-        t = status["tables"][name]
-        items.append((name, "%d / %d" % (t["use"], t["limit"])))
-    return "".join("<div><dt>%s</dt><dd>%s</dd></div>" % (escape(k), escape(v)) for k, v in items)

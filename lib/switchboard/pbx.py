@@ -18,10 +18,8 @@ class PbxRouter(Router):
         self.log = log or (lambda level, text: None)
 
     def contacts(self, now):
-        location = self.location
-
         def contacts(user):
-            return [(b.uri, b.source) for b in location.lookup(user, now)]
+            return [(b.uri, b.source) for b in self.bindings(user, now)]
 
         return contacts
 
@@ -49,6 +47,8 @@ class PbxRouter(Router):
         return self.decision(got[0], got[1])
 
     def next(self, plan, best_status, now):
+        if plan is None:  # a plain extension routed by Router.lookup: one stage only
+            return None
         stage = self.dialplan.next(plan, best_status, self.contacts(now))
         if stage is None:
             return None
@@ -70,6 +70,7 @@ def install(engine, getenv, log):
     for error in dp.errors:
         log("warning", "settings: " + error)
     router = PbxRouter(config, engine.here, engine.location, dp, log)
+    router.reachable = engine.router.reachable  # qualify's filter, when it runs
     engine.router = router
     engine.proxy.router = router
     return dp

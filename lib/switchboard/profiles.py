@@ -31,8 +31,9 @@ UNKNOWN = ("busio", "", "", "", "", "", 150, "unknown")
 # adafruit_wiznet5k without its DHCP and DNS modules, adafruit_ticks, adafruit_bus_device,
 # board.py); digest adds
 # auth.py, MD5 and auth's table of 64 nonce counts (about 3 KB when full); the dashboard adds
-# adafruit_httpserver, the socket pool, http.py.
-IMPORTS = {"base": 103, "digest": 16, "dashboard": 72, "overload": 5}
+# adafruit_httpserver, the socket pool, http.py, and views.py, stats.py, trace.py, endcall.py
+# (issue 16: 80 KB with them, measured with tests/w5500/budget.py as the board loads them).
+IMPORTS = {"base": 104, "digest": 16, "dashboard": 80, "overload": 5}
 # With TRUNK set: trunk.py from .mpy (17.1 KB) and the Trunk (0.8 KB), and MD5 for an MD5
 # upstream when SIP_AUTH is off (6.1 KB; digest has it otherwise): bench/trunk_memory.py.
 IMPORTS_TRUNK = {"trunk": 19, "md5": 7}
@@ -40,6 +41,10 @@ IMPORTS_TRUNK = {"trunk": 19, "md5": 7}
 # rounded up: a binding with its rate-limit source, a transaction while it lingers (1112 of
 # them held 510 KB in bench/vm_board.py's load), an active call, a call kept in the history.
 COSTS = {"bindings": 400, "transactions": 500, "calls": 400, "history": 200}
+# With the dashboard an active call also keeps what ending it from the page needs (tags,
+# contacts, Route sets: 388 B by bench/dash_memory.py; 830 B a call in all by
+# bench/vm_memory.py), rounded up.
+DASHBOARD_CALL = 450
 # Share of the table heap each table may take (per cent): phones first. Calls follow from
 # transactions: a ringing call holds two (ours and the callee's), and a few are kept for
 # REGISTERs in flight.
@@ -79,7 +84,7 @@ def limits(heap_kb, dashboard, digest=True, trunk=False):
     for name in SHARES:
         cost = COSTS[name]
         if name == "transactions":  # each also pays half of the call it may belong to
-            cost += COSTS["calls"] // 2
+            cost += (COSTS["calls"] + (DASHBOARD_CALL if dashboard else 0)) // 2
         out[name] = max(FLOORS[name], tables * SHARES[name] // 100 // cost)
     out["calls"] = max(FLOORS["calls"], (out["transactions"] - 4) // 2)
     out["sources"] = max(4, out["bindings"] + 16)
@@ -94,7 +99,8 @@ SETTINGS = {"bindings": "MAX_BINDINGS", "transactions": "MAX_TRANSACTIONS",
 def defaults(board_id, getenv):
     """The settings a board uses when settings.toml leaves them out: HTTP_PORT (80, or 0 on a
     board whose heap has no room for the dashboard), MAX_MESSAGE_SIZE 1472 (the W5500 does not
-    fragment), and the table limits of the profile. Returns (defaults, heap KB, label)."""
+    fragment), QUALIFY_INTERVAL (60, or 0 where the dashboard has no room either), and the
+    table limits of the profile. Returns (defaults, heap KB, label)."""
     p = profile(board_id)
     heap_kb = p[6]
     port = getenv("HTTP_PORT")
@@ -108,6 +114,9 @@ def defaults(board_id, getenv):
     auth = getenv("SIP_AUTH")
     digest = not (auth is not None and str(auth).strip().lower() == "off")
     out = {"HTTP_PORT": 80 if features(heap_kb)["dashboard"] else 0, "MAX_MESSAGE_SIZE": 1472,
+           # reachability pings (qualify.py: 4 KB and 73 B per contact) where the heap has
+           # room for the dashboard too; the RP2040's 150 KB has none
+           "QUALIFY_INTERVAL": 60 if features(heap_kb)["dashboard"] else 0,
            "OVERLOAD": 1 if features(heap_kb)["overload"] else 0}
     table = limits(heap_kb, dashboard, digest, bool(str(getenv("TRUNK") or "").strip()))
     for name in table:

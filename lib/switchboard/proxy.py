@@ -169,7 +169,7 @@ class Proxy:
                 return
             self._start_call(ctx, req, decision, caller, now)
         elif in_dialog:
-            self.calls.in_dialog(req.get("call-id"), method, req.body, now)
+            self.calls.in_dialog(req.get("call-id"), method, req.body, now, req)
         ctx.record = method in DIALOG_METHODS and not in_dialog
         ctx.hops = req.max_forwards()
         if ctx.hops <= 0:
@@ -189,6 +189,9 @@ class Proxy:
             except ParseError:
                 callee = ""
         ctx.call = self.calls.start(req.get("call-id"), caller, callee, req.body, now)
+        legs = self.calls.legs  # endcall.py, while the dashboard runs
+        if legs is not None and ctx.call is not None and ctx.call.leg_a is None:
+            legs.caller_leg(ctx.call, req, ctx.server.source)
 
     def _stage(self, ctx, decision, now, out):
         """Fork ctx's request to decision's targets as the next stage (§16.6)."""
@@ -356,6 +359,8 @@ class Proxy:
         status = ct.status
         if 200 <= status < 300 and (ct.method == "INVITE" or not server.status):
             # every 2xx to an INVITE goes upstream (§16.7 step 5); other requests get one answer
+            if ctx.call is not None and ctx.call.leg_a is not None and ct.method == "INVITE":
+                self.calls.legs.callee_leg(ctx.call, resp, ct.dest, self.here.record_route)
             self.relay(ctx, resp, now, out)
             ctx.stage_due = None
             for other in ctx.pending():

@@ -126,6 +126,14 @@ class Router:
         self.config = config
         self.here = here
         self.location = location
+        self.reachable = None  # binding -> False when it stopped answering pings (qualify.py)
+
+    def bindings(self, user, now):
+        """user's live bindings, best q first, without those known to be unreachable."""
+        bindings = self.location.lookup(user, now)
+        if self.reachable is not None:
+            bindings = [b for b in bindings if self.reachable(b)]
+        return bindings
 
     def route(self, req, now, caller):
         """A Decision for req, which the proxy is to forward (initial or in-dialog).
@@ -176,12 +184,13 @@ class Router:
 
     def lookup(self, user, req, now, caller):
         """A Decision for a Request-URI of ours naming user: every live binding, best q
-        first, forked in parallel; 480 for a known user with none, 404 for a stranger.
+        first, forked in parallel (unreachable ones left out); 480 for a known user with none
+        (or none reachable), 404 for a stranger.
         The hook a dialplan overrides."""
-        bindings = self.location.lookup(user, now)
+        bindings = self.bindings(user, now)
         if not bindings:
             users = self.config.users
-            if users and user in users:
+            if (users and user in users) or self.location.lookup(user, now):
                 return answer(480, "Temporarily Unavailable")
             return answer(404, "Not Found")
         return Decision(targets=[Target(b.uri, b.source) for b in bindings])

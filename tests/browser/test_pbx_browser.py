@@ -1,5 +1,6 @@
-"""Headless Chromium on the dashboard's PBX panel: DND and forwards set and cleared by hand,
-through POST /api/pbx, with the browser's saved Basic credentials."""
+"""Headless Chromium on the dashboard's PBX controls (on each extension and group card): DND
+and forwards set and cleared by hand, through POST /api/pbx, with the browser's saved Basic
+credentials."""
 
 import base64
 import json
@@ -36,7 +37,7 @@ def api(host, path):
         return json.loads(answer.read())
 
 
-def test_pbx_panel_sets_and_clears_dnd_and_forwards(browser):
+def test_pbx_controls_set_and_clear_dnd_and_forwards(browser):
     from playwright.sync_api import expect
 
     os.makedirs(SHOTS, exist_ok=True)
@@ -48,35 +49,39 @@ def test_pbx_panel_sets_and_clears_dnd_and_forwards(browser):
         page = context.new_page()
         try:
             page.goto("http://127.0.0.1:%d/" % host.http_port)
-            expect(page.locator("#pbx")).to_be_visible(timeout=10000)
-            expect(page.locator("#pbxrows tr")).to_have_count(4)  # 600, 1001, 1002, 1003
-            expect(page.locator("button[data-dnd='1003']")).to_have_text("on")
-            expect(page.locator("button[data-dnd='1002']")).to_have_text("off")
+            expect(page.locator("#extensions .card")).to_have_count(3, timeout=10000)
+            expect(page.locator("#groups .card")).to_have_count(1)  # 600
+            expect(page.locator("#group-600")).to_contain_text("ring group: 1001, 1002")
+            expect(page.locator("button[data-dnd='1003']")).to_have_text("DND on")
+            expect(page.locator("button[data-dnd='1002']")).to_have_text("DND off")
             assert page.locator("button[data-dnd='600']").count() == 0  # a group has no DND
             page.click("button[data-dnd='1002']")
-            expect(page.locator("button[data-dnd='1002']")).to_have_text("on", timeout=5000)
+            expect(page.locator("button[data-dnd='1002']")).to_have_text("DND on", timeout=5000)
             assert api(host, "/api/pbx")["settings"]["1002"]["dnd"] is True
             host.wait_for("pbx: 1002 dnd=True (dashboard)", timeout=3)
+            card = page.locator("#ext-1001")
+            card.locator("summary").click()  # the forwarding fields
             page.fill("input[aria-label='1001 always']", "600")
-            page.click("button[data-set='1001']")
-            expect(page.locator("#pbxmsg")).to_have_text("saved", timeout=5000)
+            card.locator("button:has-text('Save')").click()
+            expect(card.locator(".msg")).to_have_text("saved", timeout=5000)
             assert api(host, "/api/pbx")["settings"]["1001"]["always"] == "600"
+            expect(card).to_contain_text("forwarded to 600", timeout=5000)  # offline, forwarded
             page.fill("input[aria-label='1001 busy']", "1099")
-            page.click("button[data-set='1001']")
-            expect(page.locator("#pbxmsg")).to_have_text(
+            card.locator("button:has-text('Save')").click()
+            expect(card.locator(".msg")).to_have_text(
                 "not saved: no such extension or group: 1099", timeout=5000)
             assert api(host, "/api/pbx")["settings"]["1001"]["busy"] is None
             page.screenshot(path=os.path.join(SHOTS, "dashboard-pbx.png"), full_page=True)
             page.fill("input[aria-label='1001 always']", "")
             page.fill("input[aria-label='1001 busy']", "")
-            page.click("button[data-set='1001']")
-            expect(page.locator("#pbxmsg")).to_have_text("saved", timeout=5000)
+            card.locator("button:has-text('Save')").click()
+            expect(card.locator(".msg")).to_have_text("saved", timeout=5000)
             assert api(host, "/api/pbx")["settings"]["1001"]["always"] is None
         finally:
             context.close()
 
 
-def test_pbx_panel_stays_hidden_without_pbx_settings(browser):
+def test_pbx_controls_stay_hidden_without_pbx_settings(browser):
     from playwright.sync_api import expect
 
     with HostMode({"SIP_USERS": "1001"}) as host:
@@ -84,6 +89,8 @@ def test_pbx_panel_stays_hidden_without_pbx_settings(browser):
         try:
             page.goto("http://127.0.0.1:%d/" % host.http_port)
             expect(page.locator("#live")).to_have_text("live", timeout=10000)
-            assert page.locator("#pbx").is_hidden()
+            expect(page.locator("#ext-1001")).to_be_visible(timeout=10000)
+            assert page.locator("button[data-dnd]").count() == 0
+            assert page.locator("#extensions details").count() == 0
         finally:
             page.close()

@@ -38,7 +38,8 @@ SIP = ["switchboard.board", "switchboard.boot", "adafruit_ticks", "switchboard.a
        "switchboard.persist"]  # registrations kept in microcontroller.nvm (STATE_NVM, on)
 DIGEST = ["switchboard.auth", "hash:md5", "hash:sha256"]
 DASHBOARD = ["switchboard.dashstart", "adafruit_wiznet5k.adafruit_wiznet5k_socketpool",
-             "switchboard.http"]
+             "switchboard.http", "switchboard.views", "switchboard.stats",
+             "switchboard.trace", "switchboard.endcall"]  # issue 16: views, charts, ladders
 FEATURE_SETS = (
     ("SIP", SIP + ["forget"]),
     ("SIP + digest", SIP + DIGEST + ["forget"]),
@@ -99,7 +100,7 @@ def profile_load(board_id, minutes=2):
 
     table = profiles.defaults(board_id, {}.get)[0]
     spec = dict(LOAD, minutes=minutes, settings=dict(LOAD["settings"]))
-    for name in profiles.SETTINGS.values():
+    for name in list(profiles.SETTINGS.values()) + ["QUALIFY_INTERVAL"]:
         spec["settings"][name] = table[name]
     spec["settings"]["OVERLOAD"] = table["OVERLOAD"]
     return spec

@@ -1,0 +1,65 @@
+"""The call-message ring (trace.py): call messages only, first line and Call-ID only,
+bounded, oldest overwritten; through the engine, both directions."""
+
+from flows import Phone, new_engine
+
+from switchboard.trace import Trace, summary
+
+
+def test_summary_keeps_first_line_and_call_id_of_call_messages_only():
+    alice = Phone("1001", "10.0.0.11")
+    invite = alice.invite("1002", "abc")
+    assert summary(invite) == ("INVITE sip:1002@10.0.0.1", "abc")
+    assert summary(alice.register()) is None
+    assert summary(alice.answer(invite, 486, "Busy Here")) == ("486 Busy Here", "abc")
+    compact = invite.replace(b"Call-ID:", b"i:")
+    assert summary(compact)[1] == "abc"
+    assert summary(b"\r\n\r\n") is None and summary(b"\xff\xfe") is None
+
+
+def test_ring_is_bounded_and_never_holds_credentials():
+    t = Trace(3)
+    alice = Phone("1001", "10.0.0.11")
+    secret = 'Digest username="1001", response="0123456789abcdef0123456789abcdef"'
+    for n in range(5):
+        data = alice.request("INVITE", "sip:1002@x", "<sip:1002@x>", "c%d" % n, 1,
+                             ["Proxy-Authorization: " + secret])
+        t.add(data, ("10.0.0.11", 5060), True, n)
+    assert len(t.ring) == 3
+    assert [e[4] for e in t.messages("c4")] == ["c4"]
+    assert t.messages("c0") == []
+    assert sorted(t.call_ids()) == ["c2", "c3", "c4"]
+    assert "0123456789abcdef" not in repr(t.ring) and "Digest" not in repr(t.ring)
+
+
+def test_engine_traces_a_failed_call_in_both_directions():
+    engine = new_engine()
+    engine.trace = Trace(16)  # as the dashboard sets it (views.add_routes)
+    alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12")
+    now = 1000
+    for p in (alice, bob):
+        engine.receive(p.register(), p.addr, now)
+    out = engine.receive(alice.invite("1002", "busy-1"), alice.addr, now + 10)
+    fwd = [d for d, a in out if a == bob.addr][0]
+    engine.receive(bob.answer(fwd, 486, "Busy Here"), bob.addr, now + 20)
+    lines = [(e[1], e[2], e[3]) for e in engine.trace.messages("busy-1")]
+    assert lines == [
+        (True, "10.0.0.11:5060", "INVITE sip:1002@10.0.0.1"),
+        (False, "10.0.0.11:5060", "100 Trying"),
+        (False, "10.0.0.12:5060", "INVITE sip:1002@10.0.0.12:5060"),
+        (True, "10.0.0.12:5060", "486 Busy Here"),
+        (False, "10.0.0.12:5060", "ACK sip:1002@10.0.0.12:5060"),
+        (False, "10.0.0.11:5060", "486 Busy Here"),
+    ]
+
+
+def test_engine_keeps_no_ring_by_itself():
+    assert new_engine().trace is None  # the dashboard makes it; without one, no ring
+
+
+def test_a_new_clock_epoch_moves_the_times():
+    t = Trace(4)
+    alice = Phone("1001", "10.0.0.11")
+    t.add(alice.invite("1002", "e1"), ("10.0.0.11", 5060), True, 5000)
+    t.shift_times(3000)
+    assert t.messages("e1")[0][0] == 2000
