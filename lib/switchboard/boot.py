@@ -209,16 +209,10 @@ def start(run):
                                   settle_ms=5000, budget=24)
         saver.restore(clock.now())
         app.services.append(saver)
-    if str(getenv("TRUNK") or "").strip():
-        from switchboard.trunk import LinkWatch
-        from switchboard.trunk import install as install_trunk
+    if getenv("TRUNK"):
+        from switchboard.trunk import board
 
-        def resolve(name):  # the driver's DNS blocks: at start only (once=True)
-            return net.eth.pretty_ip(net.eth.get_host_by_name(name))
-
-        run.trunk = install_trunk(app, getenv, resolve, once=True)  # only when configured
-        if run.trunk is not None:
-            app.services.append(LinkWatch(run.trunk, net))  # register again on link up
+        run.trunk = board(app, getenv, net)  # the trunk, only when configured
     epochs(clock, run)
     if config.http_port:
         from switchboard.dashstart import DashboardStart

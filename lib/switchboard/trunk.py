@@ -1001,3 +1001,16 @@ def install(app, getenv, resolve=None, once=False):
            " (strip %d)" % settings.strip if settings.strip else "",
            settings.inbound or "by DID only"))
     return trunk
+
+
+def board(app, getenv, net):
+    """The board's trunk (switchboard.boot calls this, so that its own code stays small):
+    a name resolved once at start by the W5500 driver's DNS, which blocks; registered again
+    on link up. Returns the Trunk or None."""
+    def resolve(name):
+        return net.eth.pretty_ip(net.eth.get_host_by_name(name))
+
+    trunk = install(app, getenv, resolve, once=True)
+    if trunk is not None:
+        app.services.append(LinkWatch(trunk, net))
+    return trunk
