@@ -43,15 +43,19 @@ def steps():
     print("import", gc.mem_alloc() - base)
     from trunk_flows import UPSTREAM, Net, Upstream, find, new_trunk
     yield
-    base = gc.mem_alloc()
-    engine, trunk = new_trunk()
+    warm = new_engine()  # what a first Engine leaves behind (lazy imports) is not the trunk's
+    warm = None
     yield
-    print("engine_and_trunk", gc.mem_alloc() - base)
     base = gc.mem_alloc()
     plain = new_engine()
     yield
     print("engine_alone", gc.mem_alloc() - base)
     plain = None
+    yield
+    base = gc.mem_alloc()
+    engine, trunk = new_trunk()
+    yield
+    print("engine_and_trunk", gc.mem_alloc() - base)
     net = Net(engine, lambda text: None)
     up = Upstream()
     register = find(net.tick(10), "REGISTER", UPSTREAM)

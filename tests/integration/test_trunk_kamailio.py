@@ -183,11 +183,13 @@ def test_incoming_call_to_did_rings_its_extension(itsp, outside, dialled, who):
     assert b"5550100" in invite.split(b"\r\nFrom:")[1].split(b"\r\n")[0]
 
 
-def page_text(site):
+def api_state(site):
+    import json
     import urllib.request
 
-    with urllib.request.urlopen("http://%s:%d/" % (site.host, site.http_port), timeout=3) as r:
-        return r.read().decode()
+    with urllib.request.urlopen("http://%s:%d/api/state" % (site.host, site.http_port),
+                                timeout=3) as r:
+        return json.loads(r.read())
 
 
 def call_out_refused(site, ip="127.0.0.11"):
@@ -210,14 +212,14 @@ def test_wrong_password_status_says_why_and_calls_get_503(itsp):
     site = switchboard(itsp, TRUNK_PASSWORD="not-the-password")
     try:
         trunk = wait_trunk(site, "failing")
-        page = page_text(site)
+        view = api_state(site)["extensions"]["trunk"]  # what the dashboard's Trunk card shows
         final, took = call_out_refused(site)
         site.read_available(0.3)
     finally:
         site.stop()
     assert trunk["last_status"] == 401 and trunk["last_reason"] == "Unauthorized"
-    assert "<dt>Trunk</dt><dd>sip:siteA@127.0.0.1:%d failing 401 Unauthorized, next try in " \
-        % itsp.port in page
+    assert (view["account"], view["state"], view["last_status"]) == (
+        "sip:siteA@127.0.0.1:%d" % itsp.port, "failing", 401)
     assert 25 <= trunk["next_try"] <= 30  # back-off starts at 30 s
     assert first_line(final.decode()).startswith("SIP/2.0 503")
     assert took < 1.0
