@@ -56,8 +56,9 @@ def test_trunk_heap_within_budget():
     assert 0 < rows["import switchboard.trunk"] <= BUDGET_IMPORT, rows
     assert 0 < rows["Trunk object over an engine"] <= BUDGET_TRUNK, rows
     assert 0 < rows["per call out in progress"] <= BUDGET_PER_CALL, rows
-    # no growth per round beyond dict resizing noise (a leak of even 100 B a call is 800 B)
+    # no growth per round once warm (a leak of even 100 B a call is 800 B a round); the first
+    # round may leave one table resize behind (a dict or a qstr pool: up to 2 KB)
     first = rows["left after those calls ended and their transactions expired"]
     second = rows["the same after a second round of 8 calls"]
     third = rows["the same after a third round of 8 calls"]
-    assert second <= first + GROWTH_SLACK and third <= second + GROWTH_SLACK, rows
+    assert second <= first + 2048 and third <= second + GROWTH_SLACK, rows
