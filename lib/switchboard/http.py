@@ -191,6 +191,19 @@ class Dashboard:
             self.log("error", "dashboard: cannot listen on %s:%d: %r" % (self.host, self.port, e))
 
     # access ------------------------------------------------------------------
+    def refuse_control(self, request):
+        """None when a control POST may go on; else its refusal: the password (401/429), or
+        403 for a request sent from another site (its Origin is not this Host)."""
+        denied = self._denied(request)
+        if denied:
+            return denied
+        origin = request.headers.get("Origin")
+        host = request.headers.get("Host") or ""
+        if origin is not None and origin.split("://")[-1] != host:
+            return JSONResponse(request, {"error": "cross-site request refused"},
+                                status=(403, "Forbidden"), headers=API_HEADERS)
+        return None
+
     def _denied(self, request):
         """None when the request may go on; else a 401, or 429 after repeated failures."""
         if not self.auth:

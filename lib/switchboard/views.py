@@ -180,16 +180,7 @@ def add_routes(dashboard, heap_free):
     def error(request, status, text):
         return JSONResponse(request, {"error": text}, status=status, headers=headers)
 
-    def control(request):
-        """None when a POST may go on, else its refusal (password, other site)."""
-        denied = dashboard._denied(request)
-        if denied:
-            return denied
-        origin = request.headers.get("Origin")
-        host = request.headers.get("Host") or ""
-        if origin is not None and origin.split("://")[-1] != host:
-            return error(request, (403, "Forbidden"), "cross-site request refused")
-        return None
+    control = dashboard.refuse_control  # None when a POST may go on, else its refusal
 
     def get_extensions(request):
         return dashboard._json(request, extensions(engine, clock.now()))
