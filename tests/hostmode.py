@@ -28,6 +28,17 @@ def free_port(kind=socket.SOCK_DGRAM, host="127.0.0.1"):
     raise RuntimeError("no free port")
 
 
+def stop_process(proc):
+    """Stop a process a test started, by its PID: SIGTERM, then SIGKILL after 5 s."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
 class HostMode:
     """A running `python3 code.py` on 127.0.0.1 with the given settings as environment."""
 
@@ -104,13 +115,7 @@ class HostMode:
         return "\n".join(self.lines)
 
     def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
+        stop_process(self.proc)
         self.read_available(0)
         return self.proc.returncode
 

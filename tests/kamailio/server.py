@@ -7,11 +7,10 @@ holds its UDP port.
 
 import glob
 import os
-import signal
 import subprocess
 import time
 
-from hostmode import free_port
+from hostmode import free_port, stop_process
 from sipp_helpers import udp_bound
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -76,11 +75,5 @@ class Kamailio:
             return f.read()[-6000:]
 
     def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
+        stop_process(self.proc)
         self._log.close()
