@@ -192,9 +192,11 @@ def measure_load(lib, load=None):
     """The simulated load: {"minutes": [(peak, low)], "peak", "counts", "tables", ...}."""
     head = "MODE = 'load'\nLOAD = %r" % (load or LOAD,)
     rows = run_probe(lib, head, timeout=1800)
-    out = {"minutes": [], "counts": {}, "tables": {}}
+    out = {"minutes": [], "counts": {}, "tables": {}, "held": []}
     for key, values in rows:
-        if key == "minute":
+        if key == "held":  # LOAD["held"]: (name, records, bytes) as each table was emptied
+            out["held"].append((values[0], int(values[1]), int(values[2])))
+        elif key == "minute":
             out["minutes"].append((int(values[1]), int(values[2])))
         elif key == "count":
             out["counts"][values[0]] = int(values[1])

@@ -1,0 +1,90 @@
+"""What the engine keeps while it runs, table by table, on the 32-bit MicroPython VM.
+
+    .venv/bin/python bench/vm_tables.py              # the load of issue 13 for 2 minutes
+    .venv/bin/python bench/vm_tables.py --minutes 4
+
+Runs tests/w5500/budget.py's LOAD (32 phones with digest re-registering every 60 s, 8 calls a
+second held 1 s, CALL_HISTORY 16; modules compiled to .mpy as on a board), then empties the
+engine's tables one at a time and prints the live heap each gave back (gc.mem_alloc() after a
+real collection, bench/vm_board_probe.py's held_steps): lingering transactions, call history,
+active calls, bindings, nonce counts, HA1 values. Then the empty engine is taken apart the
+same way, part by part. An object two tables share is counted where it is freed last
+(transactions go first: they refer to call records).
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+
+import benchlib as bl
+
+sys.path.insert(0, os.path.join(bl.TESTS, "w5500"))
+
+import budget  # noqa: E402
+from mpyvm import MicroPythonUnavailable, node_path  # noqa: E402
+
+LABELS = {
+    "transactions": "transactions (active and lingering)",
+    "calls_history": "calls: history",
+    "calls_active": "calls: active",
+    "bindings": "bindings",
+    "qualify": "qualify: ping state per binding",
+    "nonces": "auth: nonce counts",
+    "ha1": "auth: HA1 per user",
+}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=int, default=2)
+    args = parser.parse_args()
+    try:
+        node_path()
+    except MicroPythonUnavailable as e:
+        sys.exit(str(e))
+    bl.print_machine("bench/vm_tables.py", ["VM: @micropython/micropython-webassembly-pyscript "
+                                            "(tests/mpy), modules as .mpy"])
+    spec = dict(budget.LOAD, minutes=args.minutes, held=True)
+    workdir = tempfile.mkdtemp(prefix="bench-tables-")
+    try:
+        lib = budget.make_lib(os.path.join(workdir, "mpy"))
+        got = budget.measure_load(lib, spec)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print("== Load: %d phones with digest re-registering every %d s, %d calls/s held %d ms, "
+          "%d minutes" % (spec["phones"], spec["rereg_s"], spec["calls_per_s"],
+                          spec["hold_ms"], args.minutes))
+    print("settings: %s" % " ".join("%s=%s" % kv for kv in sorted(spec["settings"].items())))
+    print("imports %.1f KB, engine built %.1f KB, peak %.1f KB (budget %.1f KB)"
+          % (got["imports"] / 1024, got["engine"] / 1024, got["peak"] / 1024,
+             budget.LOAD_BUDGET / 1024))
+    print()
+    print("== What each table holds after the load (emptied in this order)")
+    rows = []
+    total = 0
+    for name, records, size in got["held"]:
+        if name.startswith("empty:"):
+            continue
+        total += size
+        rows.append([LABELS.get(name, name), str(records), str(size),
+                     str(size // records) if records else "-"])
+    rows.append(["all tables", "", str(total), ""])
+    print(bl.table(rows, ["table", "records", "bytes", "bytes/record"]))
+    print()
+    print("== The engine with its tables empty, part by part")
+    rows = []
+    total = 0
+    for name, _, size in got["held"]:
+        if name.startswith("empty:"):
+            total += size
+            rows.append([name[6:], str(size)])
+    rows.append(["all parts", str(total)])
+    print(bl.table(rows, ["part", "bytes"]))
+    print()
+    print("load average at end (1, 5, 15 min): %s" % bl.load_average())
+
+
+if __name__ == "__main__":
+    main()
