@@ -135,8 +135,7 @@ class Registrar:
                 b.expires_at = now + expires * 1000
                 b.call_id = call_id
                 b.cseq = cseq
-                b.user_agent = user_agent
-                b.q = q
+                b.update(user_agent, q)
             self.log("info", "register %s contact=<%s> source=%s:%d expires=%d"
                      % (user, uri, source[0], source[1], expires))
         return self._ok(user, now)
