@@ -329,7 +329,7 @@ def free(board, name):
     elif name == "nonces":
         emptied(e.auth, ("counts", "order"))
     elif name == "ha1":
-        emptied(e.auth, ("ha1", "protected"))
+        emptied(e.auth, ("ha1", "protected", "digests"))
     elif name == "empty:config":
         dropped(((e, "config"), (board.app, "config")))
     elif name == "empty:engine_rest":
