@@ -43,15 +43,9 @@ class Call:
         self.started = now
         self.last_seen = now
 
-    @property
-    def offer(self):
-        """The caller's SDP summary (sdp.summary), or None."""
-        return sdp.expand(self.sdp_offer)
-
-    @property
-    def answer(self):
-        """The callee's SDP summary from a relayed response, or None."""
-        return sdp.expand(self.sdp_answer)
+    # the SDP summaries (sdp.summary's dicts, or None) of the caller and of the callee
+    offer = property(lambda self: sdp.expand(self.sdp_offer))
+    answer = property(lambda self: sdp.expand(self.sdp_answer))
 
     def duration(self, now):
         """Seconds talking (answered to ended), 0 if never answered."""

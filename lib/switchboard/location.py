@@ -24,15 +24,11 @@ class Binding:
         self.call_id = call_id
         self.cseq = cseq
         self.since = since  # ms
-        self.update(user_agent, q)
+        if user_agent:
+            self.user_agent = user_agent
         if instance:
             self.instance = instance
-
-    def update(self, user_agent, q):
-        """The User-Agent and q of a REGISTER, kept only where they change something."""
-        if user_agent != self.user_agent:
-            self.user_agent = user_agent
-        if q != self.q:
+        if q != 1000:
             self.q = q
 
 
