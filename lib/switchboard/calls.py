@@ -13,21 +13,19 @@ ANSWERED = "answered"
 ENDED = "ended"
 CANCELLED = "cancelled"
 FAILED = "failed"
-FINISHED = (ENDED, CANCELLED, FAILED)
 
 
 class Call:
     """One INVITE dialog: who called whom, its state and times (ms), the SDP summaries.
 
     On the board every attribute an instance holds costs heap (the VM keeps them in a hash
-    table per instance: 6 attributes take 64 B, 10 take 96 B, 13-16 take 160 B), and so does
-    every string (32 B at least), so: the fields most calls leave at their start value are
-    class attributes, set on the instance only when they change; caller and callee share one
-    string; a finished call's end is its last_seen; the SDP summaries are kept as
-    sdp.compact() strings."""
+    table per instance: 6 attributes take 64 B, 12 take 112 B, 13-16 take 160 B), so the
+    fields most calls leave at their start value are class attributes, set on the instance
+    only when they change; the SDP summaries are kept as sdp.compact() strings."""
 
     status = 0
     answered = None
+    ended = None
     reason = ""
     # what a BYE to each phone needs (endcall.py), kept from the INVITE and its 2xx:
     # [From or To value with the phone's tag, its tag, Contact URI, (ip, port),
@@ -39,21 +37,12 @@ class Call:
 
     def __init__(self, call_id, caller, callee, now):
         self.call_id = call_id
-        self.names = "%d %s%s" % (len(caller), caller, callee)  # any text: lengths, not separators
+        self.caller = caller
+        self.callee = callee
         self.state = TRYING
         self.started = now
-        self.last_seen = now  # the last request or response seen; a finished call's end
+        self.last_seen = now
 
-    def _names(self):
-        """(caller, callee) from self.names: "LENGTH-OF-CALLER CALLERCALLEE"."""
-        names = self.names
-        space = names.find(" ")
-        cut = space + 1 + int(names[:space])
-        return names[space + 1:cut], names[cut:]
-
-    caller = property(lambda self: self._names()[0])
-    callee = property(lambda self: self._names()[1])
-    ended = property(lambda self: self.last_seen if self.state in FINISHED else None)
     # the SDP summaries (sdp.summary's dicts, or None) of the caller and of the callee
     offer = property(lambda self: sdp.expand(self.sdp_offer))
     answer = property(lambda self: sdp.expand(self.sdp_answer))
@@ -109,8 +98,7 @@ class Calls:
 
     def progress(self, call, status, body, now):
         """A response relayed to the caller for the initial INVITE."""
-        if call.state not in FINISHED:  # a finished call's last_seen is its end
-            call.last_seen = now
+        call.last_seen = now
         media = sdp.compact(body)
         if media is not None:
             call.sdp_answer = media
@@ -160,7 +148,7 @@ class Calls:
         if call.leg_a is not None or call.leg_b is not None:
             call.leg_a = call.leg_b = None
         call.state = state
-        call.last_seen = now  # its end (Call.ended)
+        call.ended = now
         self.active.pop(call.call_id, None)
         self.history.append(call)
         if len(self.history) > self.history_size:

@@ -52,19 +52,3 @@ def test_idle_calls_expire():
     assert ringing.state == FAILED and talking.state == ANSWERED
     c.expire(1500)
     assert talking.state == ENDED and talking.reason == "idle timeout"
-
-
-def test_names_and_end_read_back_as_given():
-    """A record keeps caller and callee in one string and its end in last_seen: any text
-    comes back as given, and a response relayed after the end does not move it."""
-    c, logs = calls()
-    for caller, callee in (("1001", "1002"), ("", "9 9"), ("a b", ""), ("12 x", "3"),
-                           ("é", "ü ")):
-        call = c.start("id" + caller + callee, caller, callee, b"", 0)
-        assert (call.caller, call.callee) == (caller, callee)
-        assert call.as_dict(0)["caller"] == caller and call.as_dict(0)["callee"] == callee
-        c.progress(call, 486, b"", 300)
-    assert logs[-1] == "call idéü  é -> ü  failed 486"
-    assert call.ended == 300 and call.as_dict(1300)["ended_ago"] == 1
-    c.progress(call, 200, SDP, 900)  # a late answer from another branch
-    assert call.ended == 300 and call.state == FAILED and call.answer["port"] == 4000
