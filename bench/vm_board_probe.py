@@ -17,8 +17,9 @@ MODE "load": the board's imports (LOAD["imports"]) and the engine the board buil
 digest on), driven in simulated time by
 LOAD["phones"] phones that register with digest and re-register every LOAD["rereg_s"] s,
 and LOAD["calls_per_s"] calls a second (INVITE, 180, 200, ACK, BYE after LOAD["hold_ms"],
-200) for LOAD["minutes"] minutes. Prints the live heap after every LOAD["step_ms"] of
-simulated time as per-minute peaks, and what failed.
+200) for LOAD["minutes"] minutes; with LOAD["fresh_sources"] each datagram comes with its own
+(ip, port) tuple and ip string, as the board's socket makes them. Prints the live heap after
+every LOAD["step_ms"] of simulated time as per-minute peaks, and what failed.
 """
 
 import gc
@@ -236,6 +237,7 @@ def load_steps():
         elif method == "BYE":
             counts["ended" if code == 200 else "call_failed"] += 1
 
+    fresh = L.get("fresh_sources")  # else every datagram of a phone shares one address tuple
     next_call = 5000  # calls start once every phone had time to register
     while state[0] < end:
         now = state[0]
@@ -263,7 +265,10 @@ def load_steps():
         while queue:
             data, i, to_board = queue.pop(0)
             if to_board:
-                for reply, dest in board.receive(data, phones[i].addr, now):
+                source = phones[i].addr
+                if fresh:  # as on the board: a new (ip, port) for every datagram read
+                    source = (".".join(source[0].split(".")), source[1])
+                for reply, dest in board.receive(data, source, now):
                     j = by_ip.get(dest[0])
                     if j is not None:
                         queue.append((reply, j, False))
