@@ -92,6 +92,7 @@ class Auth:
                 for k in range(len(rows)):
                     rows[k] += self.algorithms[k][1](text).digest()
             config.users[user] = ""  # the password itself is not kept
+        config.sip_users = ""  # nor the SIP_USERS text it came in (read once, by Config)
         self.digests = [bytes(row) for row in rows]
         self.counts = {}  # nonce serial -> highest nc seen (MAX_NONCES; the oldest serial goes)
         self.failing = Lockout(FAILURES_BEFORE_BLOCK, BLOCK_MS, MAX_FAILING)

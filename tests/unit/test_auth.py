@@ -268,3 +268,12 @@ def test_in_dialog_request_credentials_are_not_forwarded_either():
                         ["Route: <sip:10.0.0.1:5060;lr>", creds])
     out = box.send(alice, bye)
     assert out[0].method == "BYE" and out[0].get("proxy-authorization") is None
+
+
+def test_passwords_are_not_kept():
+    """Only HA1 digests stay: neither the users' table nor the SIP_USERS text keeps a password."""
+    box = Box()
+    config = box.engine.config
+    assert config.users == {"1001": "", "1002": "", "1003": ""}
+    for password in ("secret1", "secret2"):
+        assert password not in repr(vars(config)) and password not in repr(vars(box.auth))
