@@ -17,9 +17,8 @@ MODE "load": the board's imports (LOAD["imports"]) and the engine the board buil
 digest on), driven in simulated time by
 LOAD["phones"] phones that register with digest and re-register every LOAD["rereg_s"] s,
 and LOAD["calls_per_s"] calls a second (INVITE, 180, 200, ACK, BYE after LOAD["hold_ms"],
-200) for LOAD["minutes"] minutes; with LOAD["fresh_sources"] each datagram comes with its own
-(ip, port) tuple and ip string, as the board's socket makes them. Prints the live heap after
-every LOAD["step_ms"] of simulated time as per-minute peaks, and what failed.
+200) for LOAD["minutes"] minutes. Prints the live heap after every LOAD["step_ms"] of
+simulated time as per-minute peaks, and what failed.
 """
 
 import gc
@@ -237,7 +236,6 @@ def load_steps():
         elif method == "BYE":
             counts["ended" if code == 200 else "call_failed"] += 1
 
-    fresh = L.get("fresh_sources")  # else every datagram of a phone shares one address tuple
     next_call = 5000  # calls start once every phone had time to register
     while state[0] < end:
         now = state[0]
@@ -265,10 +263,7 @@ def load_steps():
         while queue:
             data, i, to_board = queue.pop(0)
             if to_board:
-                source = phones[i].addr
-                if fresh:  # as on the board: a new (ip, port) for every datagram read
-                    source = (".".join(source[0].split(".")), source[1])
-                for reply, dest in board.receive(data, source, now):
+                for reply, dest in board.receive(data, phones[i].addr, now):
                     j = by_ip.get(dest[0])
                     if j is not None:
                         queue.append((reply, j, False))
@@ -298,81 +293,6 @@ def load_steps():
     tables = board.tables()
     for name in tables:
         out("table", name, most.get(name, 0), tables[name]["limit"])
-    if L.get("held"):
-        yield from held_steps(board)
-
-
-# --- what each table holds (LOAD["held"]) -------------------------------------------------------
-def emptied(obj, names):
-    """Each attribute in names that obj has, replaced by an empty value of its type."""
-    for name in names:
-        value = getattr(obj, name, None)
-        if isinstance(value, (dict, list, tuple, set, str, bytes, bytearray)):
-            setattr(obj, name, type(value)())
-
-
-def dropped(pairs):
-    """Each (object, attribute) set to None."""
-    for obj, name in pairs:
-        setattr(obj, name, None)
-
-
-def free(board, name):
-    """Empty one table of the loaded board, or drop one part of its (emptied) engine."""
-    e = board.engine
-    if name == "transactions":
-        emptied(e.txns, ("all", "active", "lingering"))
-        emptied(e.proxy, ("staged",))
-    elif name == "calls_history":
-        emptied(e.calls, ("history",))
-    elif name == "calls_active":
-        emptied(e.calls, ("active",))
-    elif name == "bindings":
-        emptied(e.location, ("table",))
-    elif name == "qualify":
-        emptied(e.qualify, ("entries", "pending", "order"))
-    elif name == "nonces":
-        emptied(e.auth, ("counts", "order"))
-    elif name == "ha1":
-        emptied(e.auth, ("ha1", "protected", "digests"))
-    elif name == "empty:config":
-        dropped(((e, "config"), (board.app, "config")))
-    elif name == "empty:engine_rest":
-        dropped(((board.app, "engine"), (board, "engine")))
-    elif name == "empty:app_rest":
-        dropped(((board, "app"),))
-    else:  # "empty:PART": the engine's attribute PART
-        dropped(((e, name[6:]),))
-
-
-HELD = ("transactions", "calls_history", "calls_active", "qualify", "bindings", "nonces",
-        "ha1", "empty:auth", "empty:proxy", "empty:txns", "empty:calls", "empty:registrar",
-        "empty:router", "empty:qualify", "empty:location", "empty:here", "empty:counters",
-        "empty:config", "empty:engine_rest", "empty:app_rest")
-
-
-def held_records(board):
-    """How many records each table holds. (A plain function: a generator's frame would keep
-    the objects it touched alive in its stale stack slots, which the GC scans.)"""
-    e = board.engine
-    return {"transactions": len(e.txns.all), "calls_history": len(e.calls.history),
-            "calls_active": len(e.calls.active), "bindings": e.location.count,
-            "qualify": len(e.qualify.entries) if e.qualify is not None else 0,
-            "nonces": e.auth.limits()["nonces"][0], "ha1": len(e.auth.ha1)}
-
-
-def held_steps(board):
-    """After the load: the tables emptied one at a time (HELD's order), then the empty engine
-    taken apart part by part; each step prints "held NAME RECORDS BYTES", the live heap it gave
-    back. An object two tables share counts in the later step: transactions go first (they
-    refer to call records and messages), then history, active calls, bindings, nonces, HA1s."""
-    records = held_records(board)
-    last = yield from heap()
-    for name in HELD:
-        free(board, name)
-        h = yield from heap()
-        out("held", name, records.get(name, 1), last - h)
-        last = h
 
 
 def steps():

@@ -2,19 +2,23 @@
 
     .venv/bin/python bench/vm_tables.py              # the load of issue 13 for 2 minutes
     .venv/bin/python bench/vm_tables.py --minutes 4
+    .venv/bin/python bench/vm_tables.py --at 241dbf2 # lib/switchboard as it was at a commit
 
 Runs tests/w5500/budget.py's LOAD (32 phones with digest re-registering every 60 s, 8 calls a
 second held 1 s, CALL_HISTORY 16; modules compiled to .mpy as on a board), then empties the
 engine's tables one at a time and prints the live heap each gave back (gc.mem_alloc() after a
-real collection, bench/vm_board_probe.py's held_steps): lingering transactions, call history,
+real collection, bench/vm_tables_probe.py's held_steps): lingering transactions, call history,
 active calls, bindings, nonce counts, HA1 values. Then the empty engine is taken apart the
 same way, part by part. An object two tables share is counted where it is freed last
-(transactions go first: they refer to call records).
+(transactions go first: they refer to call records). The harness's own objects are garbage
+by then, so what the engine shares with them (a phone's address tuple) counts as the
+engine's, as on a board.
 """
 
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -42,6 +46,8 @@ def main():
     parser.add_argument("--board-sources", action="store_true",
                         help="a new (ip, port) for every datagram, as the board's socket "
                              "gives (the budget load shares one per phone)")
+    parser.add_argument("--at", metavar="COMMIT",
+                        help="measure lib/switchboard as it was at this commit (git archive)")
     args = parser.parse_args()
     try:
         node_path()
@@ -52,8 +58,15 @@ def main():
     spec = dict(budget.LOAD, minutes=args.minutes, held=True, fresh_sources=args.board_sources)
     workdir = tempfile.mkdtemp(prefix="bench-tables-")
     try:
-        lib = budget.make_lib(os.path.join(workdir, "mpy"))
-        got = budget.measure_load(lib, spec)
+        package = None
+        if args.at:
+            archive = subprocess.run(["git", "archive", args.at, "lib/switchboard"], cwd=bl.ROOT,
+                                     capture_output=True, check=True, timeout=60).stdout
+            subprocess.run(["tar", "-x", "-C", workdir], input=archive, check=True, timeout=60)
+            package = os.path.join(workdir, "lib", "switchboard")
+            print("lib/switchboard as at commit %s" % args.at)
+        lib = budget.make_lib(os.path.join(workdir, "mpy"), package=package)
+        got = budget.measure_load(lib, spec, extra=[os.path.join(bl.BENCH, "vm_tables_probe.py")])
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print("== Load: %d phones with digest re-registering every %d s, %d calls/s held %d ms, "
