@@ -57,8 +57,9 @@ def test_trunk_heap_within_budget():
     assert 0 < rows["Trunk object over an engine"] <= BUDGET_TRUNK, rows
     assert 0 < rows["per call out in progress"] <= BUDGET_PER_CALL, rows
     # no growth per round once warm (a leak of even 100 B a call is 800 B a round); the first
-    # round may leave one table resize behind (a dict or a qstr pool: up to 2 KB)
+    # rounds may leave one table resize behind (a dict or a qstr pool: up to 2 KB; the
+    # engine's generations of finished transactions settle in the third)
     first = rows["left after those calls ended and their transactions expired"]
-    second = rows["the same after a second round of 8 calls"]
     third = rows["the same after a third round of 8 calls"]
-    assert second <= first + 2048 and third <= second + GROWTH_SLACK, rows
+    fourth = rows["the same after a fourth round of 8 calls"]
+    assert third <= first + 2048 and fourth <= third + GROWTH_SLACK, rows

@@ -11,18 +11,23 @@ how far behind the loop is; from it follows the share of new requests (INVITE, R
 OPTIONS, ...) answered with 503 and Retry-After as they are read, before they are parsed
 or queued. ACK, CANCEL, in-dialog requests and responses always go to the engine; a
 datagram identical to one still queued (a retransmission) is dropped. Timers run at most
-every TICK ms: each run looks at every transaction in progress, and SIP's timers count in
+every _TICK ms: each run looks at every transaction in progress, and SIP's timers count in
 T1 = 500 ms. The board's dashboard and watchdog keep their turn every step.
 """
 
 from switchboard.engine import Engine
 from switchboard.udp import UDPEndpoint
 
+try:
+    from micropython import const  # names starting with _ vanish from the .mpy
+except ImportError:  # CPython
+    const = int
+
 BURST = 16  # datagrams handled per step before timers and HTTP get a turn
-QUEUE = 2048  # datagrams read ahead of the engine; past this they wait in the socket
+_QUEUE = const(2048)  # datagrams read ahead of the engine; past this they wait in the socket
 MEMORY = 4096  # INVITE/REGISTER branches remembered (fewer when MAX_TRANSACTIONS is lower)
-TICK = 10  # ms between timer runs at most (a run scans every active transaction)
-FAULT_LOG_MS = 10000  # at most one console line per this many ms about failures in the loop
+_TICK = const(10)  # ms between timer runs at most (a run scans every active transaction)
+_FAULT_LOG_MS = const(10000)  # at most one console line per this many ms about failures in the loop
 PASS, SHED, ABSORB = 0, 1, 2  # overload.py's verdicts (imported only with OVERLOAD = 1)
 DUPLICATE = -1  # the loop's own verdict beside those and overload.DROP
 COUNTERS = ("shed", "shed_absorbed", "overloads", "queued_duplicates")  # added to the engine's
@@ -49,7 +54,7 @@ class App:
             from switchboard.overload import Overload
             from switchboard.proxy import SERVER
 
-            self.overload = Overload(depth=QUEUE, memory=min(MEMORY, config.max_transactions),
+            self.overload = Overload(depth=_QUEUE, memory=min(MEMORY, config.max_transactions),
                                      server=SERVER.encode())
         self.queue = []  # [data, source, ms when read]; consumed from self.head
         self.waiting = {}  # hash -> (datagram, source) queued: a retransmission of one is dropped
@@ -66,12 +71,12 @@ class App:
 
     def fault(self, where, error, now):
         """Count an exception from one datagram, timer run or service and go on; print at most
-        one console line per FAULT_LOG_MS for each place (a flood of bad packets must not
+        one console line per _FAULT_LOG_MS for each place (a flood of bad packets must not
         flood the console)."""
         self.faults += 1
         self.engine.counters["internal_errors"] += 1  # shown on /api/status
         seen = self.fault_log.get(where)
-        if seen is not None and now - seen[0] < FAULT_LOG_MS:
+        if seen is not None and now - seen[0] < _FAULT_LOG_MS:
             seen[1] += 1
             return
         more = " (%d more since the last report)" % seen[1] if seen and seen[1] else ""
@@ -103,7 +108,7 @@ class App:
             del queue[:self.head]
             self.head = 0
         backlog = len(queue) - self.head
-        if now - self.ticked >= TICK or now < self.ticked:  # (a clock that went back: run)
+        if now - self.ticked >= _TICK or now < self.ticked:  # (a clock that went back: run)
             self.ticked = now
             try:
                 for data, dest in engine.tick(now):
@@ -117,10 +122,10 @@ class App:
                 self.fault(type(service).__name__, e, now)
         if backlog:
             return 0
-        return max(engine.next_due(now), self.ticked + TICK - now)
+        return max(engine.next_due(now), self.ticked + _TICK - now)
 
     def drain(self, now):
-        """Read every waiting datagram (up to QUEUE queued) and stamp it with now; while the
+        """Read every waiting datagram (up to _QUEUE queued) and stamp it with now; while the
         loop is behind, answer new requests with 503 at once instead of queueing them."""
         queue = self.queue
         ov = self.overload
@@ -128,7 +133,7 @@ class App:
         counters = engine.counters
         lag = now - queue[self.head][2] if self.head < len(queue) else 0
         recv = self.sip.recv
-        while len(queue) - self.head < QUEUE:
+        while len(queue) - self.head < _QUEUE:
             try:
                 got = recv()
                 if got is None:

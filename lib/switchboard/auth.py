@@ -13,11 +13,16 @@ from switchboard.digest import hasher  # the hash backend: native, or one adafru
 from switchboard.message import address_user, same_uri, to_tag
 from switchboard.ratelimit import Lockout
 
-NONCE_LIFETIME = 300  # seconds before a nonce is stale
+try:
+    from micropython import const  # names starting with _ vanish from the .mpy
+except ImportError:  # CPython
+    const = int
+
+_NONCE_LIFETIME = const(300)  # seconds before a nonce is stale
 MAX_NONCES = 64  # nonce counts remembered
 MAX_FAILING = 32  # sources with recent failures remembered
-FAILURES_BEFORE_BLOCK = 5
-BLOCK_MS = 60000
+_FAILURES_BEFORE_BLOCK = const(5)
+_BLOCK_MS = const(60000)
 HASHES = {"SHA-256": "sha256", "MD5": "md5"}
 
 
@@ -95,7 +100,7 @@ class Auth:
         config.sip_users = ""  # nor the SIP_USERS text it came in (read once, by Config)
         self.digests = [bytes(row) for row in rows]
         self.counts = {}  # nonce serial -> highest nc seen (MAX_NONCES; the oldest serial goes)
-        self.failing = Lockout(FAILURES_BEFORE_BLOCK, BLOCK_MS, MAX_FAILING)
+        self.failing = Lockout(_FAILURES_BEFORE_BLOCK, _BLOCK_MS, MAX_FAILING)
         self.stats = {"challenged": 0, "accepted": 0, "rejected": 0, "replayed": 0,
                       "blocked": 0}
         self.key_hash = hasher("sha256") or hasher("md5")  # for the nonce MAC
@@ -211,7 +216,7 @@ class Auth:
         if issued is None:
             return "stale"  # not ours (an old boot's): ask again
         age = now // 1000 - issued[0]
-        if age > NONCE_LIFETIME or age < 0:
+        if age > _NONCE_LIFETIME or age < 0:
             return "stale"
         if not same_uri(creds.get("uri", ""), req.uri):
             return "wrong"

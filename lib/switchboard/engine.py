@@ -41,6 +41,8 @@ from switchboard.ratelimit import RateLimit
 from switchboard.registrar import Registrar
 from switchboard.router import Here, Router
 from switchboard.transaction import (
+    ANSWER,
+    ASK,
     INVITE_SERVER,
     NON_INVITE_SERVER,
     REQUEST,
@@ -50,16 +52,24 @@ from switchboard.transaction import (
     sibling_key,
 )
 
+try:
+    from micropython import const  # names starting with _ vanish from the .mpy
+except ImportError:  # CPython
+    const = int
+
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, PRACK, UPDATE, INFO, MESSAGE, " \
         "SUBSCRIBE, NOTIFY, REFER, PUBLISH"
 COUNTERS = ("received", "sent", "requests", "responses", "parse_errors", "dropped", "oversize",
             "retransmitted", "answered_4xx", "answered_5xx", "internal_errors", "keepalives",
             "rate_limited", "memory_errors")
-MAX_VIAS = 70  # no request passed more proxies than Max-Forwards allows
+_MAX_VIAS = const(70)  # no request passed more proxies than Max-Forwards allows
 MAX_ID = 256  # longest Call-ID or tag we keep (RFC 3261 sets none; real ones are < 100)
 REQUIRED = (("from", "From"), ("to", "To"), ("call-id", "Call-ID"), ("cseq", "CSeq"))
-HOUSEKEEPING_MS = 1000  # how often lingering transactions, bindings and idle calls expire
+_HOUSEKEEPING_MS = const(1000)  # how often lingering transactions, bindings and idle calls expire
 RETRY_AFTER_FULL = "5"  # seconds, in the 503 for a full transaction table or no memory
+# reason phrases of answers rebuilt for a retransmitted request (others go without one)
+REASONS = {200: "OK", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+           407: "Proxy Authentication Required", 481: "Call/Transaction Does Not Exist"}
 
 
 def _quiet(level, text):
@@ -145,6 +155,38 @@ class Engine:
         """The SIP domain of our users (SIP_DOMAIN, else our address)."""
         return self.here.domain
 
+    def shift_times(self, ms):
+        """The board clock started a new epoch (clock.py, boot.epochs): every time the
+        engine stored moves back by ms (transactions, stage timeouts, bindings, calls,
+        flood and password lockouts, pings). A nonce carries its second of issue: one from
+        before the shift is answered stale, and the phone answers the new challenge."""
+        self.housekeeping -= ms
+        self.txns.shift_times(ms)
+        for ctx in self.proxy.staged:
+            if ctx.stage_due is not None:
+                ctx.stage_due -= ms
+        for bindings in self.location.table.values():
+            for b in bindings:
+                b.expires_at -= ms
+                b.since -= ms
+        calls = self.calls
+        for call in list(calls.active.values()) + calls.history:
+            call.started -= ms
+            call.last_seen -= ms
+            if call.answered is not None:
+                call.answered -= ms
+            if call.ended is not None:
+                call.ended -= ms
+        lockouts = [self.ratelimit, getattr(self.auth, "failing", None)]
+        for table in lockouts:
+            if table is not None:
+                for entry in table.sources.values():
+                    entry[-1] -= ms  # blocked until
+                    if len(entry) > 2:
+                        entry[1] -= ms  # the flood limit's last refill
+        if self.qualify is not None:
+            self.qualify.shift_times(ms)
+
     # entry points --------------------------------------------------------
     def receive(self, data, source, now):
         """Handle one datagram from source; return [(bytes, (ip, port))] to send."""
@@ -195,7 +237,7 @@ class Engine:
             if self.gateway is not None:
                 self.gateway.tick(now, out)
             if now >= self.housekeeping:
-                self.housekeeping = now + HOUSEKEEPING_MS
+                self.housekeeping = now + _HOUSEKEEPING_MS
                 self.txns.expire(now)
                 for user, b in self.location.purge(now):
                     self.log("info", "expired %s contact=<%s>" % (user, b.uri))
@@ -343,6 +385,12 @@ class Engine:
                 for action in self.txns.handle(txn, REQUEST, now):
                     out.append((action[1], action[2]))
             return
+        kept = self.txns.finished(key)
+        if kept is not None:
+            self.counters["retransmitted"] += 1
+            if kept[0] >= ANSWER:
+                self._answer_again(req, kept[0], kept[1], reply_to, now, out)
+            return
         txn = ServerTransaction(key, req, reply_to, now)
         if not self.txns.add(txn):
             self.proxy.answer(out, req, 503, "Service Unavailable",
@@ -353,9 +401,23 @@ class Engine:
         if self.auth is not None:
             answer = self.auth(self, req, source, now)
             if answer:
-                self.proxy.answer(out, req, answer[0], answer[1], answer[2], txn, now=now)
+                self.proxy.answer(out, req, answer[0], answer[1], answer[2], txn, now=now,
+                                  ask=answer[0] in (401, 407) and hasattr(self.auth, "challenges"))
                 return
         self._dispatch(txn, req, ruri, source, now, out)
+
+    def _answer_again(self, req, what, status, reply_to, now, out):
+        """The answer of a finished transaction, rebuilt for its retransmitted request: the
+        same status and To tag; for ASK, the registrar's bindings as they are now or a fresh
+        challenge (the first answer's headers are not kept)."""
+        headers = ()
+        if what == ASK:
+            if status == 200:
+                headers = self.registrar.register_again(req, now)
+            else:
+                headers = self.auth.challenges(
+                    "WWW-Authenticate" if status == 401 else "Proxy-Authenticate", now, False)
+        self.proxy.again(req, status, REASONS.get(status, ""), headers, reply_to, out)
 
     def _validate(self, req):
         """The parsed Request-URI of req; ParseError (reason for the 400) when req cannot be
@@ -375,7 +437,7 @@ class Engine:
         if "<" in req.uri or ">" in req.uri or (ruri.scheme in ("sip", "sips")
                                                 and not ruri.host):
             raise ParseError("Malformed Request-URI")
-        if req.via_count() > MAX_VIAS:
+        if req.via_count() > _MAX_VIAS:
             raise ParseError("Too many Via values")
         if len(req.get("call-id")) > MAX_ID:
             raise ParseError("Call-ID too long")
@@ -412,7 +474,8 @@ class Engine:
                 self.proxy.answer(out, req, 403, "Forbidden: not our domain", (), txn, now=now)
                 return
             status, reason, headers = self.registrar.register(req, source, now)
-            self.proxy.answer(out, req, status, reason, headers, txn, now=now)
+            self.proxy.answer(out, req, status, reason, headers, txn, now=now,
+                              ask=status == 200)
             return
         if not ruri.user and local and not req.values("route"):
             if method == "OPTIONS":

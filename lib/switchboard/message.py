@@ -6,6 +6,11 @@ continuation lines are joined with one space. Nothing here raises anything but
 ParseError for bad input.
 """
 
+try:
+    from micropython import const  # names starting with _ vanish from the .mpy
+except ImportError:  # CPython
+    const = int
+
 COMPACT = {
     "a": "accept-contact", "b": "referred-by", "c": "content-type", "d": "request-disposition",
     "e": "content-encoding", "f": "from", "i": "call-id", "j": "reject-contact", "k": "supported",
@@ -23,8 +28,8 @@ KNOWN = frozenset(("via", "from", "to", "call-id", "cseq", "contact", "max-forwa
                    "accept", "subject", "require", "session-expires", "min-se", "date",
                    "allow-events", "refer-to", "referred-by", "p-asserted-identity", "v", "f",
                    "t", "i", "m", "l", "c", "k", "s", "e", "o", "r", "u", "x", "b"))
-MAX_HEADERS = 80
-MAX_METHOD = 64
+_MAX_HEADERS = const(80)
+_MAX_METHOD = const(64)
 TOKEN_EXTRA = "-.!%*_+`'~"
 
 
@@ -58,15 +63,14 @@ def is_token(text):
     return True
 
 
-def fnv_halves(text):
-    """FNV-1a over text's UTF-8 bytes, 32 bits, as (high 16 bits, low 16 bits).
+def fnv_halves(text, hi=0x811C, lo=0x9DC5):
+    """FNV-1a over text's UTF-8 bytes, 32 bits, as (high 16 bits, low 16 bits); hi and lo
+    are the offset basis (FNV's own by default; another gives an independent hash).
 
     The product by the FNV prime 0x01000193 (2**24 + 403) is done in 16-bit halves so that
     no intermediate value reaches 2**30: every step stays a small int on a 32-bit VM, where
     the plain formula would allocate a long int per byte.
     """
-    hi = 0x811C
-    lo = 0x9DC5
     for b in text.encode():
         lo ^= b
         low = lo * 403  # < 2**25
@@ -773,7 +777,7 @@ def _parse_head(text):
         lname = name.lower()
         if lname not in KNOWN and not is_token(name):
             raise ParseError("Malformed header name", msg)
-        if len(headers) >= MAX_HEADERS:
+        if len(headers) >= _MAX_HEADERS:
             raise ParseError("Too many headers", msg)
         lname = COMPACT.get(lname, lname)
         value = line[colon + 1:].lstrip(" \t")
@@ -800,7 +804,7 @@ def _parse_start(msg, line):
     if len(parts) != 3:
         return "Malformed request line", 400
     method, uri, version = parts
-    if len(method) > MAX_METHOD or not is_token(method):
+    if len(method) > _MAX_METHOD or not is_token(method):
         return "Malformed method", 400
     msg.method = method
     msg.uri = uri

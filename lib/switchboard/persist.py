@@ -18,10 +18,15 @@ bucket) that protects the flash. A corrupt or foreign record is ignored with a c
 
 from switchboard.location import Binding
 
+try:
+    from micropython import const  # names starting with _ vanish from the .mpy
+except ImportError:  # CPython
+    const = int
+
 MAGIC = b"SB"
 VERSION = 1
 HEAD = 5  # magic, version, length
-CHECK_MS = 2000  # how often the Saver compares what it would write with what it wrote
+_CHECK_MS = const(2000)  # how often the Saver compares what it would write with what it wrote
 
 
 def adler32(data):
@@ -215,7 +220,7 @@ class Saver:
     def poll(self, now):
         if now < self.checked:
             return
-        self.checked = now + CHECK_MS
+        self.checked = now + _CHECK_MS
         if self.budget is not None and self.tokens < self.budget:
             while now - self.refilled >= self.refill_ms and self.tokens < self.budget:
                 self.tokens += 1

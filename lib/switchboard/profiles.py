@@ -33,7 +33,7 @@ UNKNOWN = ("busio", "", "", "", "", "", 150, "unknown")
 # auth.py, MD5 and auth's table of 64 nonce counts (about 3 KB when full); the dashboard adds
 # adafruit_httpserver, the socket pool, http.py, and views.py, stats.py, trace.py, endcall.py
 # (issue 16: 80 KB with them, measured with tests/w5500/budget.py as the board loads them).
-IMPORTS = {"base": 104, "digest": 16, "dashboard": 80, "overload": 5}
+IMPORTS = {"base": 108, "digest": 13, "dashboard": 80, "overload": 5}
 # Bytes per table entry on the 32-bit VM (bench/vm_memory.py; docs/performance.md),
 # rounded up: a binding with its rate-limit source, a transaction while it lingers (1112 of
 # them held 510 KB in bench/vm_board.py's load), an active call, a call kept in the history.
@@ -87,6 +87,8 @@ def limits(heap_kb, dashboard, digest=True, gateway=False):
             cost += (COSTS["calls"] + (DASHBOARD_CALL if dashboard else 0)) // 2
         out[name] = max(FLOORS[name], tables * SHARES[name] // 100 // cost)
     out["calls"] = max(FLOORS["calls"], (out["transactions"] - 4) // 2)
+    if not dashboard:
+        out["history"] = 0  # only the dashboard shows finished calls
     out["sources"] = max(4, out["bindings"] + 16)
     return out
 

@@ -20,6 +20,8 @@ from switchboard import VERSION
 from switchboard.message import URI, ParseError, address_user, fnv, is_ipv4, to_tag
 from switchboard.transaction import (
     ACK,
+    ANSWER,
+    ASK,
     CANCEL,
     DELIVER,
     INVITE_CLIENT,
@@ -39,6 +41,11 @@ SERVER = "Switchboard/" + VERSION
 # Methods that create a dialog: the proxy records its route in them.
 DIALOG_METHODS = ("INVITE", "SUBSCRIBE", "REFER", "NOTIFY")
 CLIENT_KINDS = (INVITE_CLIENT, NON_INVITE_CLIENT)
+
+
+def our_tag(req, status):
+    """The To tag of our answer to req: the same for the same Call-ID and status."""
+    return "sb" + fnv(req.get("call-id") or "", status) if status > 100 else None
 
 
 def class_rank(status):
@@ -97,23 +104,36 @@ class Proxy:
         return "%s%x" % (self.seed, self.serial)
 
     # answering -------------------------------------------------------------
-    def answer(self, out, req, status, reason, headers=(), txn=None, dest=None, now=0):
+    def answer(self, out, req, status, reason, headers=(), txn=None, dest=None, now=0,
+               ask=False):
         """Answer req ourselves: on its server transaction txn (stateful), or, without one,
-        statelessly to dest (tag derived from Call-ID and status, so a retransmission gets
-        the same answer). The only way Switchboard makes a response of its own."""
-        if txn is not None:
-            tag = "sb" + self.new_id() if status > 100 else None
-            resp = txn.request.response(status, reason, headers, tag, SERVER)
-            self._send(txn, resp, now, out, txn.context)
+        statelessly to dest. The only way Switchboard makes a response of its own. Its To
+        tag comes from Call-ID and status (our_tag), so that the answer rebuilt for a
+        retransmission is the same. ask: whoever made headers can make them again (a
+        retransmitted request's answer is rebuilt through it: transaction.ASK)."""
+        if txn is None:
+            self.again(req, status, reason, headers, dest, out)
+            self._count_answer(status)
             return
-        tag = "sb" + fnv(req.get("call-id") or "", status)
-        out.append((req.response(status, reason, headers, tag, SERVER).to_bytes(), dest))
-        self._count_answer(status)
+        resp = txn.request.response(status, reason, headers, our_tag(txn.request, status),
+                                    SERVER)
+        self._send(txn, resp, now, out, txn.context,
+                   ASK if ask else (None if headers else ANSWER))
 
-    def _send(self, txn, resp, now, out, ctx):
-        """Send resp (ours or relayed) on server transaction txn."""
+    @staticmethod
+    def again(req, status, reason, headers, dest, out):
+        """Our answer to req, sent statelessly: also a finished transaction's answer rebuilt
+        for its retransmitted request (transaction.ANSWER and ASK)."""
+        out.append((req.response(status, reason, headers, our_tag(req, status),
+                                 SERVER).to_bytes(), dest))
+
+    def _send(self, txn, resp, now, out, ctx, again=None):
+        """Send resp (ours or relayed) on server transaction txn; again: how its answer is
+        rebuilt once the transaction is finished (None: its bytes are kept)."""
         status = resp.status
         first_final = status >= 200 and not txn.status
+        if first_final:
+            txn.again = again
         for action in self.txns.send_response(txn, status, resp.to_bytes(), now):
             out.append((action[1], action[2]))
         if ctx is not None:
@@ -132,9 +152,16 @@ class Proxy:
             self.counters["answered_4xx"] += 1
 
     def relay(self, ctx, resp, now, out):
-        """Send a downstream response upstream on ctx's server transaction: our Via off."""
+        """Send a downstream response upstream on ctx's server transaction: our Via off.
+        The final answer to a BYE (no body, the dialog's To tag) is rebuilt for a
+        retransmitted BYE rather than kept."""
         resp.pop_via()
-        self._send(ctx.server, resp, now, out, ctx)
+        server = ctx.server
+        again = None
+        if server.method == "BYE" and not resp.body and server.request is not None and \
+                to_tag(server.request) is not None:
+            again = ANSWER
+        self._send(server, resp, now, out, ctx, again)
 
     def _stateless_relay(self, resp, out):
         """A 2xx no branch waits for (retransmitted, §16.7 step 5): by its next Via."""
@@ -255,6 +282,10 @@ class Proxy:
         if server is not None and server.kind == INVITE_SERVER and server.status >= 300:
             self.txns.handle(server, ACK, now)
             return
+        if server is None:
+            kept = self.txns.finished(key)
+            if kept is not None and kept[1] >= 300:
+                return  # the ACK of a non-2xx again (Confirmed): absorbed
         decision = self.router.route(req, now, address_user(req.get("from")))
         if decision.status or not decision.targets:
             self.counters["dropped"] += 1
@@ -274,6 +305,9 @@ class Proxy:
     def cancel(self, req, key, reply_to, now, out):
         """CANCEL: 200 to it, CANCEL to every branch still pending (§16.10)."""
         server = self.txns.get(key)
+        if server is None and self.txns.finished(key) is not None:
+            self.answer(out, req, 200, "OK", dest=reply_to)  # answered already: no effect
+            return
         if server is None or server.kind != INVITE_SERVER:
             self.answer(out, req, 481, "Call/Transaction Does Not Exist", dest=reply_to)
             return
@@ -320,8 +354,11 @@ class Proxy:
         if "%s:%s" % (via.host, via.port) != self.here.sent_by:
             self.counters["dropped"] += 1
             return
-        ct = self.txns.get(via.branch() + "|" + method)
+        key = via.branch() + "|" + method
+        ct = self.txns.get(key)
         if ct is None or ct.kind not in CLIENT_KINDS:
+            if ct is None and self.txns.finished(key) is not None:
+                return  # a finished branch's response again (Timer K): absorbed
             if method == "INVITE" and 200 <= resp.status < 300:
                 self._stateless_relay(resp, out)  # a retransmitted 2xx (§16.7 step 5)
             else:

@@ -9,7 +9,12 @@ comes back from a new port or address replaces the old one: the binding moves.
 from switchboard.location import Binding
 from switchboard.message import URI, ParseError, digits, param, parse_name_addr, uri_key
 
-Q_SCALE = 1000  # q-values are kept as integers 0..1000 (q=0.7 -> 700)
+try:
+    from micropython import const  # names starting with _ vanish from the .mpy
+except ImportError:  # CPython
+    const = int
+
+_Q_SCALE = const(1000)  # q-values are kept as integers 0..1000 (q=0.7 -> 700)
 
 
 def parse_q(text):
@@ -21,8 +26,8 @@ def parse_q(text):
     frac = "" if dot < 0 else text[dot + 1:]
     if not digits(whole) or len(whole) > 1 or (frac and not digits(frac)) or len(frac) > 3:
         return None
-    value = int(whole) * Q_SCALE + int((frac + "000")[:3])
-    return value if value <= Q_SCALE else None
+    value = int(whole) * _Q_SCALE + int((frac + "000")[:3])
+    return value if value <= _Q_SCALE else None
 
 
 class Registrar:
@@ -94,7 +99,7 @@ class Registrar:
             q = param(params, "q")
             q = parse_q(q) if q else None
             if q is None:
-                q = Q_SCALE
+                q = _Q_SCALE
             changes.append((uri, expires, old, instance, q))
         # what each contact replaces, and room for the rest, before anything changes: an
         # existing binding moves to at most one new contact of this request
@@ -168,6 +173,11 @@ class Registrar:
                 except ParseError:
                     pass
         return None
+
+    def register_again(self, req, now):
+        """The Contact headers of the 200 for a retransmitted REGISTER that succeeded: the
+        bindings of its To user as they are now (nothing changes)."""
+        return self._ok(URI(parse_name_addr(req.get("to"))[1]).user, now)[2]
 
     def _ok(self, user, now):
         headers = []

@@ -2,9 +2,14 @@
 
 from switchboard.message import digits
 
+try:
+    from micropython import const  # names starting with _ vanish from the .mpy
+except ImportError:  # CPython
+    const = int
+
 STATIC = {"0": "PCMU", "3": "GSM", "4": "G723", "8": "PCMA", "9": "G722", "18": "G729"}
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
-MAX_CODECS = 8
+_MAX_CODECS = const(8)
 
 
 def summary(body):
@@ -50,7 +55,7 @@ def compact(body):
             parts = line[2:].split()
             if len(parts) >= 3 and digits(parts[1].split("/")[0]) and len(parts[1]) < 12:
                 port = int(parts[1].split("/")[0])
-                payloads = parts[3:3 + MAX_CODECS]
+                payloads = parts[3:3 + _MAX_CODECS]
         elif line.startswith("a=rtpmap:"):
             rest = line[9:].split()
             if len(rest) == 2:

@@ -22,12 +22,30 @@ transaction per branch, so it is armed here, on the branch, reported as (TIMEOUT
 after (SEND_CANCEL,), and its length is the table's `timer_c` (ms).
 
 Times are integer milliseconds passed in by the caller. The table is bounded: transactions
-in progress count against the limit (a full table makes the proxy answer 503); finished
-transactions linger only to absorb retransmissions, keeping the last response's bytes (or
-the ACK's), their key and their timer, and are evicted oldest first when room is needed.
+in progress count against the limit (a full table makes the proxy answer 503).
+
+Finished transactions linger only to absorb retransmissions. Most are kept as one small
+integer each (a board keeps about a thousand at 8 calls a second): a 30-bit hash of the key
+maps to an 18-bit second hash, what the transaction still does (`ABSORB`, `ANSWER`, `ASK`)
+and its final status, in dicts of `_GEN_MS` generations that are dropped
+whole when their time is up (so a transaction lingers its timer's length plus up to
+`_GEN_MS`). A retransmitted request of a finished non-INVITE server transaction gets its
+answer rebuilt from the request (`ANSWER`: status, Via, From, To, Call-ID, CSeq, the same
+To tag) or by the part that made it (`ASK`: the registrar's bindings, a fresh challenge),
+so no response bytes are stored. Kept whole, with their bytes, are only the finished
+transactions whose answer cannot be rebuilt (the ACK of an INVITE client's non-2xx, a
+relayed answer with a body or another's To tag); they are evicted oldest first when room is
+needed. `finished(key)` reads the compact ones.
 """
 
-from switchboard.message import Message
+import sys
+
+from switchboard.message import Message, fnv_halves
+
+try:
+    from micropython import const  # names starting with _ vanish from the .mpy
+except ImportError:  # CPython
+    const = int
 
 T1 = 500
 T2 = 4000
@@ -71,20 +89,27 @@ STRAY_2XX = "stray 2xx"
 SEND_CANCEL = "send CANCEL"
 TIMEOUT = "timeout"
 
+# what a finished transaction kept compactly still does (see the module docstring)
+ABSORB = 0  # every retransmission is absorbed
+ANSWER = 2  # non-INVITE server: the request again gets the same answer, rebuilt from it
+ASK = 3  # the same, the answer rebuilt by whoever made it (registrar, auth)
+_GEN_MS = const(4000)  # compact transactions expire in generations of this many ms
+_KEEP_PER_SLOT = const(24)  # compact transactions kept at most, per transaction the table allows
+
 # what a client INVITE knows about cancelling it (§9.1)
-NO_CANCEL = 0
-CANCEL_WANTED = 1  # sent when a provisional response arrives
-CANCEL_SENT = 2
+_NO_CANCEL = const(0)
+_CANCEL_WANTED = const(1)  # sent when a provisional response arrives
+_CANCEL_SENT = const(2)
 
 # steps a transition runs, as bit flags; they always run in this order
-_RESEND = 1  # server: the last response again; client: the request again
-_WANT_CANCEL = 2
-_CANCEL_IF_WANTED = 4
-_CANCEL = 8
-_ACK = 16  # client INVITE: ACK the non-2xx final (§17.1.1.3)
-_DELIVER = 32
-_STRAY = 64
-_TIMEOUT = 128
+_RESEND = const(1)  # server: the last response again; client: the request again
+_WANT_CANCEL = const(2)
+_CANCEL_IF_WANTED = const(4)
+_CANCEL = const(8)
+_ACK = const(16)  # client INVITE: ACK the non-2xx final (§17.1.1.3)
+_DELIVER = const(32)
+_STRAY = const(64)
+_TIMEOUT = const(128)
 _STEPS = (_RESEND, _WANT_CANCEL, _CANCEL_IF_WANTED, _CANCEL, _ACK, _DELIVER, _STRAY, _TIMEOUT)
 
 
@@ -164,9 +189,8 @@ _TABLE = _flatten({
         CONFIRMED: {  # Timer I: lingering, ACKs absorbed
             REQUEST: (CONFIRMED, _RESEND),
         },
-        ACCEPTED: {  # RFC 6026: further 2xx of a forked INVITE still go upstream
-            SUCCESS: (ACCEPTED, 0),
-            REQUEST: (ACCEPTED, _RESEND),
+        ACCEPTED: {  # RFC 6026: further 2xx of a forked INVITE still go upstream; a
+            SUCCESS: (ACCEPTED, 0),  # retransmitted INVITE is absorbed (RFC 6026 §8.7)
         },
     },
     NON_INVITE_SERVER: {
@@ -211,6 +235,25 @@ def transition(kind, state, event):
     return value & 7, value >> 3
 
 
+if sys.implementation.name == "cpython":
+    def key_hash(key):
+        """(30-bit slot, 18-bit check) of a transaction key: CPython's own 64-bit hash."""
+        h = hash(key)
+        return h & 0x3FFFFFFF, (h >> 30) & 0x3FFFF
+else:
+    def key_hash(key):
+        """(30-bit slot, 18-bit check) of a transaction key: FNV-1a with two offset bases
+        (a board's hash() of a str has only a few bits); every value a small int."""
+        return fnv_slot(key)
+
+
+def fnv_slot(key):
+    """key_hash by FNV-1a, on any interpreter (the board's; the tests run it on CPython)."""
+    hi, lo = fnv_halves(key)
+    hi2, lo2 = fnv_halves(key, 0x050C, 0x5D1F)
+    return (hi & 0x3FFF) << 16 | lo, (hi2 & 3) << 16 | lo2
+
+
 def event_for(status):
     """The event a response with this status is: PROVISIONAL, SUCCESS or FAILURE."""
     if status < 200:
@@ -238,6 +281,7 @@ class ServerTransaction:
         self.last = None  # bytes of the last response sent
         self.status = 0  # final status sent, 0 before
         self.context = None  # the proxy's response context; dropped with the request
+        self.again = None  # ANSWER or ASK once finished when its answer can be rebuilt
         self.due = None
         self.interval = T1
         self.give_up = 0
@@ -266,7 +310,7 @@ class ClientTransaction:
         self.dest = dest
         self.context = context  # the proxy's response context, None for a CANCEL
         self.status = 0  # final status received (408 on a timeout)
-        self.cancel = NO_CANCEL
+        self.cancel = _NO_CANCEL
         self.ack = None  # bytes of the ACK for a non-2xx final
         self.interval = T1
         self.due = now + T1  # Timer A or E
@@ -322,14 +366,21 @@ def sibling_key(key, method):
 
 
 class TransactionTable:
-    """Every transaction by key, the state machine that moves them, and their timers."""
+    """Every transaction by key, the state machine that moves them, and their timers.
 
-    def __init__(self, limit, timer_c=180000):
+    compact: keep finished transactions as small integers (see the module docstring); off
+    for a user that needs the whole finished transaction (the trunk re-ACKs 2xx through it).
+    """
+
+    def __init__(self, limit, timer_c=180000, compact=True):
         self.limit = limit
         self.timer_c = timer_c  # ms
-        self.all = {}
+        self.all = {}  # key -> transaction object: in progress, or finished and kept whole
         self.active = {}  # key -> transaction with timers running
-        self.lingering = []  # [(until, key)] in order: finished, absorbing retransmissions
+        self.lingering = []  # [(until, key)] in order: finished, kept whole
+        self.gens = {} if compact else None  # until (ms) -> {slot: packed}: finished, compact
+        self.kept = 0  # entries in gens
+        self.keep_limit = limit * _KEEP_PER_SLOT
         self.next_due = None
         self.seq = 0
 
@@ -340,6 +391,21 @@ class TransactionTable:
     def busy(self):
         """How many transactions are work in progress."""
         return len(self.active)
+
+    def held(self):
+        """How many transactions the table holds: in progress, and finished ones lingering."""
+        return len(self.all) + self.kept
+
+    def finished(self, key):
+        """(what, final status) of a finished transaction kept compactly under key, or None."""
+        if not self.kept:
+            return None
+        slot, check = key_hash(key)
+        for gen in self.gens.values():
+            packed = gen.get(slot)
+            if packed is not None and packed >> 12 == check:
+                return (packed >> 10) & 3, packed & 1023
+        return None
 
     def add(self, txn):
         """Register txn as active; False when the table is full of work in progress."""
@@ -417,11 +483,11 @@ class TransactionTable:
         elif step == _STRAY:
             out.append((STRAY_2XX,))
         elif step == _WANT_CANCEL:
-            if txn.cancel == NO_CANCEL:
-                txn.cancel = CANCEL_WANTED
-        elif step == _CANCEL or (step == _CANCEL_IF_WANTED and txn.cancel == CANCEL_WANTED):
-            if txn.cancel != CANCEL_SENT:
-                txn.cancel = CANCEL_SENT
+            if txn.cancel == _NO_CANCEL:
+                txn.cancel = _CANCEL_WANTED
+        elif step == _CANCEL or (step == _CANCEL_IF_WANTED and txn.cancel == _CANCEL_WANTED):
+            if txn.cancel != _CANCEL_SENT:
+                txn.cancel = _CANCEL_SENT
                 out.append((SEND_CANCEL,))
         elif step == _TIMEOUT:
             txn.status = 408
@@ -477,10 +543,39 @@ class TransactionTable:
             if txn.state != COMPLETED or txn.ack is not None or txn.kind != INVITE_CLIENT:
                 txn.request = None  # kept only by a timed-out INVITE: its late final is ACKed
         if txn.key in self.all:
-            if linger:
+            what = self._compact(txn) if linger and self.gens is not None else None
+            if what is not None:
+                self._forget(txn.key)
+                if what >= 0:
+                    self._keep(txn.key, what, txn.status, now + linger)
+            elif linger:
                 self.lingering.append((now + linger, txn.key))
             else:
                 self._forget(txn.key)
+
+    @staticmethod
+    def _compact(txn):
+        """What finished txn still does, when an integer can say it; None: kept whole; -1:
+        nothing at all (an INVITE client in Accepted: a further 2xx goes upstream statelessly
+        with or without it, §16.7 step 5, which is all RFC 6026's Timer M asks of a proxy)."""
+        if txn.kind == INVITE_CLIENT:
+            return -1 if txn.state == ACCEPTED else None  # Completed: kept for its ACK's bytes
+        if txn.kind == NON_INVITE_SERVER:
+            return txn.again
+        return ABSORB
+
+    def _keep(self, key, what, status, until):
+        gens = self.gens
+        if self.kept >= self.keep_limit:
+            self.kept -= len(gens.pop(min(gens)))  # the oldest generation makes room
+        until = (until + _GEN_MS - 1) // _GEN_MS * _GEN_MS
+        gen = gens.get(until)
+        if gen is None:
+            gen = gens[until] = {}
+        slot, check = key_hash(key)
+        if slot not in gen:
+            self.kept += 1
+        gen[slot] = check << 12 | what << 10 | status
 
     def drop(self, txn):
         """Forget txn at once (its request could not be handled: nothing will end it)."""
@@ -490,6 +585,9 @@ class TransactionTable:
 
     def expire(self, now):
         """Forget lingering transactions whose time is up."""
+        if self.kept:
+            for until in [u for u in self.gens if u <= now]:
+                self.kept -= len(self.gens.pop(until))
         lingering = self.lingering
         n = 0
         while n < len(lingering) and lingering[n][0] <= now:
@@ -509,6 +607,24 @@ class TransactionTable:
         txn = self.all.pop(key, None)
         if txn is not None:
             txn.release()
+
+    def shift_times(self, ms):
+        """The clock started a new epoch: every stored time moves back by ms."""
+        for txn in self.all.values():
+            if txn.due is not None:
+                txn.due -= ms
+            if txn.give_up:
+                txn.give_up -= ms
+            if getattr(txn, "timer_c", None) is not None:
+                txn.timer_c -= ms
+        self.lingering = [(until - ms, key) for until, key in self.lingering]
+        if self.gens:
+            old = self.gens
+            self.gens = {}
+            for until in old:
+                self.gens[until - ms] = old[until]
+        if self.next_due is not None:
+            self.next_due -= ms
 
     def due(self, now):
         """Active transactions whose timer has come, oldest deadline (then oldest

@@ -237,7 +237,8 @@ class Trunk:
         config = engine.config
         self.max_calls = config.max_calls
         self.idle = config.call_idle_timeout * 1000
-        self.txns = TransactionTable(max(8, config.max_calls * 4), config.timer_c * 1000)
+        self.txns = TransactionTable(max(8, config.max_calls * 4), config.timer_c * 1000,
+                                     compact=False)  # its 2xx re-ACKs need the branch
         self.calls = {}  # Call-ID of either leg -> TrunkCall
         self.servers = {}  # the phone's INVITE server key -> TrunkCall, until answered
         self.resend = []  # [call, bytes, dest, due, interval, give_up]: 2xx until ACKed
@@ -309,17 +310,7 @@ class Trunk:
             r[5] -= ms
         for call in self.calls.values():
             call.last -= ms
-        txns = self.txns
-        for txn in txns.all.values():
-            if txn.due is not None:
-                txn.due -= ms
-            if getattr(txn, "give_up", None) is not None:
-                txn.give_up -= ms
-            if getattr(txn, "timer_c", None) is not None:
-                txn.timer_c -= ms
-        txns.lingering = [(until - ms, key) for until, key in txns.lingering]
-        if txns.next_due is not None:
-            txns.next_due -= ms
+        self.txns.shift_times(ms)
 
     # name resolution (the shell calls these) -------------------------------------------
     def set_server(self, ip, now):

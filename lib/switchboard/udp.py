@@ -5,8 +5,13 @@ preallocated buffer, a byte longer than the largest message we accept so that
 an oversize datagram shows as such instead of being silently cut.
 """
 
+try:
+    from micropython import const  # names starting with _ vanish from the .mpy
+except ImportError:  # CPython
+    const = int
 
-RECEIVE_BUFFER = 4 << 20  # Linux doubles it, up to net.core.rmem_max
+
+_RECEIVE_BUFFER = const(4 << 20)  # Linux doubles it, up to net.core.rmem_max
 
 
 class UDPEndpoint:
@@ -14,7 +19,7 @@ class UDPEndpoint:
         self.log = log
         self.sock = pool.socket(pool.AF_INET, pool.SOCK_DGRAM)
         try:  # room for a burst while the loop is busy (a CPython socket; the W5500 has 2 KB)
-            self.sock.setsockopt(pool.SOL_SOCKET, pool.SO_RCVBUF, RECEIVE_BUFFER)
+            self.sock.setsockopt(pool.SOL_SOCKET, pool.SO_RCVBUF, _RECEIVE_BUFFER)
         except (AttributeError, OSError):
             pass
         self.sock.bind((host, port))

@@ -8,19 +8,24 @@ with read_udp(), and only after socket_available() said something is there (neve
 blocking read). check() re-opens the socket if the chip lost it (a chip reset).
 """
 
+try:
+    from micropython import const  # names starting with _ vanish from the .mpy
+except ImportError:  # CPython
+    const = int
+
 UDP = 0x02  # the driver's SNMR_UDP
 SOCK_UDP = 0x22  # Sn_SR of an open UDP socket
 # W5500 socket registers (datasheet §4.2) and commands
-SN_CR = 0x01
-SN_IR = 0x02
-SN_TX_WR = 0x24
-SN_RX_RSR = 0x26
-SN_RX_RD = 0x28
-CMD_SEND = 0x20
-CMD_RECV = 0x40
+_SN_CR = const(0x01)
+_SN_IR = const(0x02)
+_SN_TX_WR = const(0x24)
+_SN_RX_RSR = const(0x26)
+_SN_RX_RD = const(0x28)
+_CMD_SEND = const(0x20)
+_CMD_RECV = const(0x40)
 IR_TIMEOUT = 0x08
 IR_SEND_OK = 0x10
-MAX_POLLS = 2000  # bound on waiting for the chip (a command, SEND_OK)
+_MAX_POLLS = const(2000)  # bound on waiting for the chip (a command, SEND_OK)
 
 
 class W5500UDP:
@@ -56,9 +61,9 @@ class W5500UDP:
 
     def _command(self, cmd):
         eth = self.eth
-        eth._write(SN_CR, self.reg_w, cmd)
-        for _ in range(MAX_POLLS):  # the chip clears Sn_CR when it has taken the command
-            if not eth._read(SN_CR, self.reg_r)[0]:
+        eth._write(_SN_CR, self.reg_w, cmd)
+        for _ in range(_MAX_POLLS):  # the chip clears Sn_CR when it has taken the command
+            if not eth._read(_SN_CR, self.reg_r)[0]:
                 return
         raise RuntimeError("W5500 did not take command 0x%02x" % cmd)
 
@@ -70,23 +75,23 @@ class W5500UDP:
         datagram instead of the driver's 35 (bench/w5500_spi.py)."""
         eth = self.eth
         try:
-            size = self._reg16(SN_RX_RSR)
+            size = self._reg16(_SN_RX_RSR)
             while True:
-                again = self._reg16(SN_RX_RSR)
+                again = self._reg16(_SN_RX_RSR)
                 if again == size:
                     break
                 size = again
             if not size:
                 return None
-            ptr = self._reg16(SN_RX_RD)
+            ptr = self._reg16(_SN_RX_RD)
             head = eth._read(ptr, self.rx_r, 8)  # source IP, port, length (the chip wraps)
             length = head[6] << 8 | head[7]
             if size < 8 or length > size - 8:
                 raise ValueError("broken UDP record in the RX buffer")
             take = min(length, self.max)
             data = eth._read((ptr + 8) & 0xFFFF, self.rx_r, take) if take else b""
-            eth._write(SN_RX_RD, self.reg_w, ((ptr + 8 + length) & 0xFFFF).to_bytes(2, "big"))
-            self._command(CMD_RECV)
+            eth._write(_SN_RX_RD, self.reg_w, ((ptr + 8 + length) & 0xFFFF).to_bytes(2, "big"))
+            self._command(_CMD_RECV)
         except (OSError, RuntimeError) as e:  # link down (ConnectionError), chip trouble
             self.errors += 1
             self.log("debug", "SIP socket: receive failed: %r" % (e,))
@@ -108,17 +113,17 @@ class W5500UDP:
             # Sn_DIPR (0x0C..0x0F) and Sn_DPORT (0x10..0x11) in one SPI frame
             eth._write(0x0C, self.reg_w, dest)
             # each send waits for SEND_OK, so the TX buffer is empty here: no Sn_TX_FSR poll
-            ptr = self._reg16(SN_TX_WR)
+            ptr = self._reg16(_SN_TX_WR)
             eth._write(ptr, self.tx_w, data)
-            eth._write(SN_TX_WR, self.reg_w, ((ptr + len(data)) & 0xFFFF).to_bytes(2, "big"))
-            self._command(CMD_SEND)
-            for _ in range(MAX_POLLS):
-                ir = eth._read(SN_IR, self.reg_r)[0]
+            eth._write(_SN_TX_WR, self.reg_w, ((ptr + len(data)) & 0xFFFF).to_bytes(2, "big"))
+            self._command(_CMD_SEND)
+            for _ in range(_MAX_POLLS):
+                ir = eth._read(_SN_IR, self.reg_r)[0]
                 if ir & (IR_SEND_OK | IR_TIMEOUT):
                     break
             else:
                 raise RuntimeError("no SEND_OK from the W5500")
-            eth._write(SN_IR, self.reg_w, ir & (IR_SEND_OK | IR_TIMEOUT))  # clear them
+            eth._write(_SN_IR, self.reg_w, ir & (IR_SEND_OK | IR_TIMEOUT))  # clear them
             if ir & IR_TIMEOUT and not ir & IR_SEND_OK:
                 raise RuntimeError("ARP timeout: %s does not answer" % addr[0])
         except (OSError, RuntimeError, ValueError, OverflowError, TypeError) as e:

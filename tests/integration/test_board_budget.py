@@ -122,6 +122,12 @@ def test_simulated_load_peak_within_150_kb_and_flat(lib):
     assert last <= first + 1024, "grew from %d B to %d B: %s" % (first, last, report)
 
 
+def test_load_uses_the_reference_boards_defaults_beyond_its_table_sizes():
+    table = profiles.defaults("wiznet_w5500_evb_pico", {}.get)[0]
+    for name in ("CALL_HISTORY", "QUALIFY_INTERVAL", "OVERLOAD"):
+        assert budget.LOAD["settings"][name] == table[name], name
+
+
 def test_reference_board_under_that_load_stays_within_150_kb(lib):
     """The same load against the W5500-EVB-Pico's default limits: what does not fit the
     tables is refused with an answer (503, 403), never by running out of heap; the whole

@@ -489,3 +489,63 @@ def test_results_of_entry_points_are_independent():
     kept = list(first)
     assert rig.tick(500) and first == kept  # the retransmission went to tick's own list
     assert rig.engine.counters["sent"] == 1 + len(first) + 1
+
+
+def test_shift_times_changes_nothing_a_phone_sees():
+    """Engine.shift_times (a board's clock restarts its epoch every 2**28 ms, boot.epochs):
+    an engine whose clock is moved back halfway answers every datagram exactly as one whose
+    clock ran on, through registration expiry, a call's setup and end, a rebuilt answer for a
+    retransmitted BYE and the end of its lingering, and a password lockout."""
+    shift = 1 << 28
+    users = "1001,1002,1003:pw"  # carol alone has a password
+    plain, moved = Rig(SIP_USERS=users), Rig(SIP_USERS=users)
+    alice, bob = Phone("1001", "10.0.0.11"), Phone("1002", "10.0.0.12", 5070)
+    carol = Phone("1003", "10.0.0.13")
+    offset = [0]
+
+    def both(phone, data, advance=10):
+        plain.now += advance
+        moved.now += advance
+        a = plain.engine.receive(data, phone.addr, plain.now)
+        b = moved.engine.receive(data, phone.addr, moved.now - offset[0])
+        assert a == b
+        return a
+
+    def tick(advance):
+        for _ in range(0, advance, 500):
+            plain.now += 500
+            moved.now += 500
+            assert plain.engine.tick(plain.now) == moved.engine.tick(moved.now - offset[0])
+
+    both(alice, alice.register(expires=60))
+    bob_register = bob.register()
+    both(bob, bob_register)
+    for i in range(6):  # wrong passwords: carol's address is locked out for a while
+        both(carol, carol.register(cseq=i + 1).replace(
+            b"Contact:", b'Authorization: Digest username="1003", realm="10.0.0.1", '
+            b'nonce="x", uri="sip:10.0.0.1", response="0"\r\nContact:'))
+    invite = alice.invite("1002", "c1")
+    at_bob = [d for d, a in both(alice, invite) if a == bob.addr][0]
+    both(bob, bob.answer(at_bob, 180, "Ringing"))
+    ok = both(bob, bob.answer(at_bob, 200, "OK", sdp=True))[0][0]
+    both(alice, alice.in_dialog("ACK", ok, 1))
+    tick(3000)
+    moved.engine.shift_times(shift)  # the new epoch, mid-call
+    offset[0] = shift
+    bye = alice.in_dialog("BYE", ok, 2)
+    at_bob = [d for d, a in both(alice, bye) if a == bob.addr][0]
+    assert status(both(bob, bob.answer(at_bob, 200, "OK"))[0][0]) == 200
+    tick(20000)
+    again = both(alice, bye)  # within Timer J: the answer rebuilt
+    assert [status(d) for d, _ in again] == [200] and again[0][1] == alice.addr
+    assert statuses(both(bob, bob_register)) == [200]  # from before the epoch: rebuilt too
+    tick(17000)  # Timer J, rounded up to its generation, and the next housekeeping
+    assert statuses(both(bob, bob_register)) == [500]  # its Timer J is over: out of order
+    tick(50000)  # alice's 60 s binding has expired, the BYE's transaction is forgotten
+    late = both(alice, bye)
+    assert late and [a for _, a in late] == [bob.addr]  # a new BYE now: relayed again
+    out = both(bob, bob.invite("1001", "c2"))
+    assert statuses(out)[-1] == 480  # no live contact for 1001
+    mnow = moved.now - offset[0]
+    assert plain.engine.call_history(plain.now) == moved.engine.call_history(mnow)
+    assert plain.engine.registrations(plain.now) == moved.engine.registrations(mnow)

@@ -170,13 +170,25 @@ def test_register_for_foreign_ip_domain_is_forbidden():
 
 
 def test_retransmitted_register_answered_from_transaction():
+    # the finished transaction keeps no bytes: the 200 is rebuilt from the retransmission,
+    # with the same tag and the bindings as they are now (nothing changes)
     r = Reg()
     a = Phone("1001", "10.0.0.11")
     data = a.register()
     first, _ = r.send(a, data)
-    again, _ = r.send(a, data)
-    assert again.to_bytes() == first.to_bytes()
-    assert status(again.to_bytes()) == 200
+    r.now += 20000  # within Timer J (32 s)
+    again, dest = r.send(a, data)
+    assert status(again.to_bytes()) == 200 and dest == a.addr
+    assert again.get("to") == first.get("to") and ";tag=sb" in again.get("to")
+    assert again.values("via") == first.values("via")
+    assert contact_expiries(first) == ["<sip:1001@10.0.0.11:5060>;expires=3600"]
+    assert contact_expiries(again) == ["<sip:1001@10.0.0.11:5060>;expires=3579"]
+    assert r.engine.counters["retransmitted"] == 1
+    assert len(r.engine.location.lookup("1001", r.now)) == 1
+    r.now += 20000  # Timer J is over: the same request again is a new one, out of order
+    r.engine.tick(r.now)
+    late, _ = r.send(a, data)
+    assert late.status == 500 and r.engine.counters["retransmitted"] == 1
 
 
 def test_q_values_with_integer_arithmetic():

@@ -3,8 +3,10 @@ actions out. Runs under CPython and on the MicroPython VM (tests/test_portable.p
 
 from switchboard.message import parse
 from switchboard.transaction import (
+    ABSORB,
     ACCEPTED,
     ACK,
+    ANSWER,
     CALLING,
     CANCEL,
     COMPLETED,
@@ -38,10 +40,12 @@ from switchboard.transaction import (
     ServerTransaction,
     TransactionTable,
     event_for,
+    fnv_slot,
     sibling_key,
     transition,
 )
 
+GEN_MS = 4000  # transaction._GEN_MS: a const(), which a board's .mpy does not export
 DEST = ("10.0.0.12", 5060)
 SOURCE = ("10.0.0.11", 5060)
 INVITE = (
@@ -115,7 +119,8 @@ def test_every_state_and_event_is_named():
                     assert entry[0] in states
                     if state >= COMPLETED:  # a finished transaction stays finished
                         assert entry[0] >= COMPLETED
-    assert entries == 44
+    assert entries == 43
+    assert transition(INVITE_SERVER, ACCEPTED, REQUEST) is None  # RFC 6026: absorbed
     assert transition(NON_INVITE_CLIENT, COMPLETED, SUCCESS) is None  # Timer K absorbs
     assert transition(INVITE_CLIENT, CALLING, ACK) is None
     for key in LINGERING:
@@ -204,10 +209,13 @@ def test_non_invite_client_provisional_then_final_lingers_t4():
     assert kinds(table.handle(ct, SUCCESS, 200, 200, None)) == [DELIVER]
     assert ct.state == COMPLETED and table.busy() == 0
     assert table.handle(ct, SUCCESS, 300, 200, None) == []  # Timer K absorbs
+    # kept as one integer: forgotten with its generation, T4 to T4 + GEN_MS later
+    assert table.get(ct.key) is None and ct.request is None
+    assert table.finished(ct.key) == (ABSORB, 200) and table.held() == 1
     table.expire(200 + T4 - 1)
-    assert table.get(ct.key) is ct
-    table.expire(200 + T4)
-    assert table.get(ct.key) is None
+    assert table.finished(ct.key) == (ABSORB, 200)
+    table.expire(200 + T4 + GEN_MS)
+    assert table.finished(ct.key) is None and table.held() == 0
 
 
 def test_non_invite_client_cancel_is_not_an_event():
@@ -253,7 +261,8 @@ def test_invite_server_2xx_accepted_takes_more_2xx_only():
     assert st.state == ACCEPTED and table.busy() == 0
     assert table.send_response(st, 200, b"200b", 5) == [(SEND, b"200b", SOURCE)]
     assert st.status == 200
-    assert table.handle(st, REQUEST, 6) == [(SEND, b"200b", SOURCE)]
+    assert table.handle(st, REQUEST, 6) == []  # RFC 6026 §8.7: a retransmission is absorbed
+    assert table.get(st.key) is None and table.finished(st.key) == (ABSORB, 200)
     assert table.send_response(st, 486, b"486", 7) == []
     assert table.handle(st, ACK, 8) == []
 
@@ -267,6 +276,67 @@ def test_non_invite_server_final_lingers_timer_j():
     assert table.handle(st, REQUEST, 3) == [(SEND, b"200", SOURCE)]
     table.expire(2 + LINGER)
     assert table.get(st.key) is None
+
+
+def test_non_invite_server_answer_rebuilt_is_kept_as_an_integer():
+    table, st = server("BYE")
+    st.again = ANSWER  # the user can rebuild its answer: no bytes kept
+    table.send_response(st, 200, b"200", 2)
+    assert table.get(st.key) is None and st.request is None and st.last == b"200"
+    assert table.finished(st.key) == (ANSWER, 200)
+    assert table.finished("k|OPTIONS") is None and table.finished("k|INVITE") is None
+    table.expire(2 + LINGER)  # Timer J is at least 64*T1
+    assert table.finished(st.key) == (ANSWER, 200)
+    table.expire(2 + LINGER + GEN_MS)
+    assert table.finished(st.key) is None and table.held() == 0 and table.gens == {}
+
+
+def test_client_invite_2xx_forgotten_and_non_2xx_kept_whole_for_its_ack():
+    table, ok = client()
+    table.handle(ok, SUCCESS, 10, 200, parse(BUSY.replace("486 Busy Here", "200 OK").encode()))
+    assert ok.state == ACCEPTED and table.get(ok.key) is None and table.held() == 0
+    table, busy = client()
+    table.handle(busy, FAILURE, 10, 486, parse(BUSY.encode()))
+    assert table.get(busy.key) is busy and busy.ack is not None  # Timer D: the ACK's bytes
+    assert table.finished(busy.key) is None
+
+
+def test_compact_entries_are_small_ints_and_bounded():
+    for key in ("z9hG4bK.1|10.0.0.1:5060|INVITE", "é€|x", ""):
+        slot, check = fnv_slot(key)
+        assert 0 <= slot < 2 ** 30 and 0 <= check < 2 ** 18
+        assert (check << 12 | 3 << 10 | 699) < 2 ** 30  # the packed value stays a small int
+    assert fnv_slot("a|INVITE") != fnv_slot("b|INVITE")
+    table = TransactionTable(1)  # keeps at most keep_limit finished ones
+    keep = table.keep_limit
+    assert keep >= 16
+    for i in range(keep + 5):
+        st = ServerTransaction("k%d|BYE" % i, parse(INVITE.replace("INVITE", "BYE").encode()),
+                               SOURCE, i * GEN_MS)
+        assert table.add(st)
+        st.again = ANSWER
+        table.send_response(st, 200, b"200", i * GEN_MS)
+        assert table.held() <= keep
+    assert table.finished("k0|BYE") is None  # the oldest generations made room
+    assert table.finished("k%d|BYE" % (keep + 4)) == (ANSWER, 200)
+
+
+def test_shift_times_moves_every_stored_time():
+    table, ct = client()
+    table2, st = server("BYE")
+    st.again = ANSWER
+    table2.send_response(st, 200, b"200", 1000)
+    due, give_up, timer_c = ct.due, ct.give_up, ct.timer_c
+    table.shift_times(400)
+    assert (ct.due, ct.give_up, ct.timer_c) == (due - 400, give_up - 400, timer_c - 400)
+    assert table.next_due == due - 400
+    (until,) = list(table2.gens)
+    table2.shift_times(1000)
+    assert list(table2.gens) == [until - 1000]
+    table2.expire(until - 1001)
+    assert table2.finished(st.key) == (ANSWER, 200)
+    table2.expire(until - 1000)
+    assert table2.finished(st.key) is None
 
 
 def test_timers_due_together_fire_in_creation_order_not_dict_order():

@@ -84,11 +84,13 @@ ALONE = (
 # MAX_TRANSACTIONS is large enough that no lingering transaction is dropped early (8 calls a
 # second, each with up to five transactions lingering 32 s).
 # The board's imports (SIP + digest, the RP2040 default) are loaded first and counted.
+# The other settings are the RP2040 profile's defaults (no dashboard: no call history, no
+# reachability pings, no overload control; tests/integration/test_board_budget.py checks).
 LOAD = {"phones": 32, "rereg_s": 60, "calls_per_s": 8, "hold_ms": 1000, "minutes": 10,
         "step_ms": 250, "imports": SIP + DIGEST + ["forget"],
         "settings": {"SIP_AUTH": "register", "MAX_TRANSACTIONS": 2048, "MAX_CALLS": 64,
-                     "MAX_BINDINGS": 64, "MAX_SOURCES": 80, "CALL_HISTORY": 16,
-                     "RATE_LIMIT": 0, "OVERLOAD": 0}}  # OVERLOAD: the RP2040 default
+                     "MAX_BINDINGS": 64, "MAX_SOURCES": 80, "CALL_HISTORY": 0,
+                     "QUALIFY_INTERVAL": 0, "RATE_LIMIT": 0, "OVERLOAD": 0}}
 IMPORT_BUDGET = 125 * 1024
 LOAD_BUDGET = 150 * 1024
 
