@@ -5,7 +5,8 @@
     .venv/bin/python bench/vm_tables.py --at 241dbf2 # lib/switchboard as it was at a commit
 
 Runs tests/w5500/budget.py's LOAD (32 phones with digest re-registering every 60 s, 8 calls a
-second held 1 s, CALL_HISTORY 16; modules compiled to .mpy as on a board), then empties the
+second held 1 s; modules compiled to .mpy as on a board) with CALL_HISTORY 16 and
+QUALIFY_INTERVAL 60 (TABLES_ON; --as-budget leaves LOAD's settings alone), then empties the
 engine's tables one at a time and prints the live heap each gave back (gc.mem_alloc() after a
 real collection, bench/vm_tables_probe.py's held_steps): lingering transactions, call history,
 active calls, bindings, nonce counts, HA1 values. Then the empty engine is taken apart the
@@ -29,6 +30,9 @@ sys.path.insert(0, os.path.join(bl.TESTS, "w5500"))
 import budget  # noqa: E402
 from mpyvm import MicroPythonUnavailable, node_path  # noqa: E402
 
+# Beside budget.LOAD's settings, so that the call history and the ping state hold records
+# (the RP2040 profile turns both off; boards with the dashboard have them).
+TABLES_ON = {"CALL_HISTORY": 16, "QUALIFY_INTERVAL": 60}
 LABELS = {
     "transactions": "transactions (active and lingering)",
     "calls_history": "calls: history",
@@ -46,6 +50,9 @@ def main():
     parser.add_argument("--board-sources", action="store_true",
                         help="a new (ip, port) for every datagram, as the board's socket "
                              "gives (the budget load shares one per phone)")
+    parser.add_argument("--as-budget", action="store_true",
+                        help="the budget load's settings as they are (CALL_HISTORY and "
+                             "QUALIFY_INTERVAL as the RP2040 profile has them)")
     parser.add_argument("--at", metavar="COMMIT",
                         help="measure lib/switchboard as it was at this commit (git archive)")
     args = parser.parse_args()
@@ -55,7 +62,10 @@ def main():
         sys.exit(str(e))
     bl.print_machine("bench/vm_tables.py", ["VM: @micropython/micropython-webassembly-pyscript "
                                             "(tests/mpy), modules as .mpy"])
-    spec = dict(budget.LOAD, minutes=args.minutes, held=True, fresh_sources=args.board_sources)
+    spec = dict(budget.LOAD, minutes=args.minutes, held=True, fresh_sources=args.board_sources,
+                settings=dict(budget.LOAD["settings"]))
+    if not args.as_budget:  # every table holds records (the RP2040 profile keeps none there)
+        spec["settings"].update(TABLES_ON)
     workdir = tempfile.mkdtemp(prefix="bench-tables-")
     try:
         package = None

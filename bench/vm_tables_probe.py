@@ -51,7 +51,7 @@ def free(board, name):
     """Empty one table of the loaded board, or drop one part of its (emptied) engine."""
     e = board.engine
     if name == "transactions":
-        emptied(e.txns, ("all", "active", "lingering"))
+        emptied(e.txns, ("all", "active", "lingering", "gens"))
         emptied(e.proxy, ("staged",))
     elif name == "calls_history":
         emptied(e.calls, ("history",))
@@ -85,7 +85,9 @@ def held_records(board):
     """How many records each table holds. (A plain function: a generator's frame would keep
     the objects it touched alive in its stale stack slots, which the GC scans.)"""
     e = board.engine
-    return {"transactions": len(e.txns.all), "calls_history": len(e.calls.history),
+    txns = e.txns
+    return {"transactions": len(txns.all) + getattr(txns, "kept", 0),
+            "calls_history": len(e.calls.history),
             "calls_active": len(e.calls.active), "bindings": e.location.count,
             "qualify": len(e.qualify.entries) if e.qualify is not None else 0,
             "nonces": e.auth.limits()["nonces"][0], "ha1": len(e.auth.ha1)}
