@@ -84,17 +84,22 @@ class Auth:
             make = hasher(HASHES[label])
             if make is not None:
                 self.algorithms.append((label, make))
-        self.ha1 = {}  # (user, algorithm label) -> HA1
+        # HA1s without a tuple, a string and a table slot per user and algorithm (94 B a user
+        # on the board): users with a password -> their row; one bytes object per algorithm
+        # (self.algorithms' order) holds every user's raw HA1 digest, row after row.
+        self.ha1 = {}
+        rows = [bytearray() for _ in self.algorithms]
         for user in config.users:
             password = config.users[user]
-            if password:
-                for label, make in self.algorithms:
-                    self.ha1[(user, label)] = hexdigest(make, "%s:%s:%s" % (user, self.realm,
-                                                                           password))
+            if password and self.algorithms:
+                self.ha1[user] = len(self.ha1)
+                text = ("%s:%s:%s" % (user, self.realm, password)).encode()
+                for k in range(len(rows)):
+                    rows[k] += self.algorithms[k][1](text).digest()
             config.users[user] = ""  # the password itself is not kept
-        self.protected = set(u for u, _ in self.ha1)
-        self.counts = {}  # nonce -> highest nc seen
-        self.order = []  # nonces in the order seen, for eviction
+        config.sip_users = ""  # nor the SIP_USERS text it came in (read once, by Config)
+        self.digests = [bytes(row) for row in rows]
+        self.counts = {}  # nonce serial -> highest nc seen (MAX_NONCES; the oldest serial goes)
         self.failing = Lockout(_FAILURES_BEFORE_BLOCK, _BLOCK_MS, MAX_FAILING)
         self.stats = {"challenged": 0, "accepted": 0, "rejected": 0, "replayed": 0,
                       "blocked": 0}
@@ -114,7 +119,7 @@ class Auth:
         return answer
 
     def _hook(self, req, source, now):
-        if self.mode == "off" or not self.protected or self.key_hash is None:
+        if self.mode == "off" or not self.ha1 or self.key_hash is None:
             return None
         method = req.method
         if method == "REGISTER":
@@ -126,7 +131,7 @@ class Auth:
             header, challenge, code = "proxy-authorization", "Proxy-Authenticate", 407
         else:
             return None
-        if user not in self.protected:
+        if user not in self.ha1:
             return None  # users without a password, or strangers (the registrar says 404)
         ip = source[0]
         if self.failing.blocked(ip, now):
@@ -169,14 +174,14 @@ class Auth:
     def nonce(self, now, serial=None):
         """issued-second.serial.MAC: unique per challenge, checkable without a table."""
         if serial is None:
-            self.serial += 1
+            self.serial = (self.serial + 1) & 0x3FFFFFFF  # a small int on the board
             serial = self.serial
         stamp = "%x.%x" % (now // 1000, serial)
         mac = hmac(self.key_hash, self.secret, stamp.encode())
         return stamp + "." + hexlify(mac[:12]).decode()
 
-    def nonce_age(self, nonce, now):
-        """Seconds since we issued nonce, or None if we did not issue it."""
+    def issued(self, nonce):
+        """(second issued, serial) of a nonce we issued, or None."""
         parts = nonce.split(".")
         if len(parts) != 3 or len(parts[0]) > 10 or len(parts[1]) > 10:
             return None
@@ -187,7 +192,7 @@ class Auth:
             return None
         if self.nonce(issued * 1000, serial) != nonce:
             return None
-        return now // 1000 - issued
+        return issued, serial
 
     def check(self, req, header, user, now):
         """ok, none (no credentials), stale, wrong or replay."""
@@ -201,20 +206,24 @@ class Auth:
             return "none"
         label = creds.get("algorithm", "MD5").upper()
         make = None
-        for name, m in self.algorithms:
-            if name == label:
-                make = m
+        for i in range(len(self.algorithms)):
+            if self.algorithms[i][0] == label:
+                k, make = i, self.algorithms[i][1]
         if make is None or creds.get("username") != user:
             return "wrong"
         nonce = creds.get("nonce", "")
-        age = self.nonce_age(nonce, now)
-        if age is None:
+        issued = self.issued(nonce)
+        if issued is None:
             return "stale"  # not ours (an old boot's): ask again
+        age = now // 1000 - issued[0]
         if age > _NONCE_LIFETIME or age < 0:
             return "stale"
         if not same_uri(creds.get("uri", ""), req.uri):
             return "wrong"
-        ha1 = self.ha1.get((user, label))
+        row = self.digests[k]
+        size = len(row) // len(self.ha1)
+        at = self.ha1[user] * size
+        ha1 = hexlify(row[at:at + size]).decode()
         ha2 = hexdigest(make, "%s:%s" % (req.method, creds.get("uri", "")))
         qop = creds.get("qop")
         if qop:
@@ -232,17 +241,14 @@ class Auth:
             expected = hexdigest(make, "%s:%s:%s" % (ha1, nonce, ha2))
         if creds.get("response", "").lower() != expected:
             return "wrong"
-        seen = self.counts.get(nonce)
+        serial = issued[1]  # the MAC makes it ours: it names the nonce
+        counts = self.counts
+        seen = counts.get(serial)
         if seen is not None and (count is None or count <= seen):
             self.stats["replayed"] += 1
             return "replay"
-        self._remember(nonce, count or 0)
+        if seen is None and len(counts) >= MAX_NONCES:
+            del counts[min(counts)]  # forget the oldest nonce remembered
+        counts[serial] = count or 0
         return "ok"
-
-    def _remember(self, nonce, count):
-        if nonce not in self.counts:
-            self.order.append(nonce)
-            if len(self.order) > MAX_NONCES:
-                self.counts.pop(self.order.pop(0), None)
-        self.counts[nonce] = count
 

@@ -7,10 +7,15 @@ table refuses new bindings instead of growing.
 
 
 class Binding:
-    """One contact of an address-of-record: where to reach it and until when."""
+    """One contact of an address-of-record: where to reach it and until when.
 
-    __slots__ = ("uri", "source", "expires_at", "call_id", "cseq", "since", "user_agent",
-                 "instance", "q")
+    The fields most phones leave empty stay class attributes, set on the instance only when
+    they differ (on the board each attribute an instance holds costs heap: 6 take 64 B, 9
+    take 96 B)."""
+
+    user_agent = ""
+    instance = ""  # +sip.instance
+    q = 1000  # registrar.Q_SCALE: q=1
 
     def __init__(self, uri, source, expires_at, call_id, cseq, since, user_agent, instance, q):
         self.uri = uri  # the contact URI, as the phone wrote it (the 200 OK lists it)
@@ -19,9 +24,12 @@ class Binding:
         self.call_id = call_id
         self.cseq = cseq
         self.since = since  # ms
-        self.user_agent = user_agent
-        self.instance = instance  # +sip.instance or ""
-        self.q = q
+        if user_agent:
+            self.user_agent = user_agent
+        if instance:
+            self.instance = instance
+        if q != 1000:
+            self.q = q
 
 
 class Location:

@@ -131,6 +131,7 @@ class Qualify:
             self.pending.pop(e[BRANCH_AT], None)
         e[SENT] = None
         e[DATA] = None
+        e[BRANCH_AT] = ""  # only a ping in flight needs its branch (a string: heap on a board)
 
     def _ping(self, b, e, user, now, out):
         self.serial += 1
@@ -173,6 +174,7 @@ class Qualify:
             e[MISSES] = 0
             e[SENT] = None
             e[DATA] = None
+            e[BRANCH_AT] = ""
             e[DUE] = now + self.interval
         elif e is not None and msg.status < 200:
             self.pending[branch] = b  # a provisional answer: wait for the final one

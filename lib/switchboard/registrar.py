@@ -140,8 +140,10 @@ class Registrar:
                 b.expires_at = now + expires * 1000
                 b.call_id = call_id
                 b.cseq = cseq
-                b.user_agent = user_agent
-                b.q = q
+                if b.user_agent != user_agent:  # a class attribute until it differs
+                    b.user_agent = user_agent
+                if b.q != q:
+                    b.q = q
             self.log("info", "register %s contact=<%s> source=%s:%d expires=%d"
                      % (user, uri, source[0], source[1], expires))
         return self._ok(user, now)

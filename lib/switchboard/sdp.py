@@ -14,6 +14,22 @@ _MAX_CODECS = const(8)
 
 def summary(body):
     """dict(address, port, codecs, direction) of the first audio (or any) stream; None if no SDP."""
+    return expand(compact(body))
+
+
+def expand(text):
+    """The dict summary() gives, from what compact() gave (None stays None)."""
+    if text is None:
+        return None
+    parts = text.split(" ")
+    return {"address": parts[0], "port": int(parts[1]), "codecs": parts[3:],
+            "direction": DIRECTIONS[int(parts[2])]}
+
+
+def compact(body):
+    """summary() as one string, "address port direction-index codec ...", or None: what a call
+    record keeps (on the board one string costs 64-80 B; the dict with its list and strings
+    about 200). Every part is a whitespace-free token of the SDP, so the spaces split it back."""
     if not body or not body.startswith(b"v="):
         return None
     try:
@@ -47,4 +63,4 @@ def summary(body):
         elif line.startswith("a=") and line[2:] in DIRECTIONS:
             direction = line[2:]
     codecs = [names.get(p, STATIC.get(p, p)) for p in payloads]
-    return {"address": address, "port": port, "codecs": codecs, "direction": direction}
+    return " ".join([address, str(port), str(DIRECTIONS.index(direction))] + codecs)

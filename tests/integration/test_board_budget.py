@@ -96,12 +96,6 @@ def test_measured_imports_are_what_a_running_board_loads(lib, tmp_path):
                                                  "adafruit_hashlib"))], bare
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 13, not met yet: with every lingering transaction kept (about 1100 at 8 calls/s, "
-    "0.46 KB each at 8efd5e6) the unlimited load peaks near 646 KB; within the RP2040 "
-    "profile's own limits it peaks under 150 KB (the test below). Fitting it needs lingering "
-    "transactions of a few dozen bytes (answers rebuilt, not stored). Strict: it fails the "
-    "suite once the budget is met, so that this mark is removed."))
 def test_simulated_load_peak_within_150_kb_and_flat(lib):
     got = budget.measure_load(lib)
     counts = got["counts"]

@@ -198,9 +198,20 @@ def test_nonce_and_failure_tables_are_bounded():
 
     box = Box(RATE_LIMIT=0)
     alice = Phone("1001", "10.0.0.11")
+    sent = []
     for i in range(MAX_NONCES + 20):
-        assert register_with(box, alice, "secret1", cseq=10 * i + 1)[0].status == 200
-    assert len(box.auth.counts) == MAX_NONCES == len(box.auth.order)
+        resp, data = register_with(box, alice, "secret1", cseq=10 * i + 1)
+        assert resp.status == 200
+        sent.append((i, data))
+    assert len(box.auth.counts) == MAX_NONCES
+    # the table keeps the newest MAX_NONCES nonces: each one's nc replayed in a new request
+    # is refused, from the oldest kept to the newest
+    for i, data in (sent[20], sent[50], sent[-2], sent[-1]):
+        replay = data.replace(b"branch=z9hG4bK", b"branch=z9hG4bKreplay", 1)
+        replay = replay.replace(b"CSeq: %d REGISTER" % (10 * i + 2),
+                                b"CSeq: %d REGISTER" % (10 * i + 5))
+        assert box.send(alice, replay)[0].status == 401
+    assert box.auth.stats["replayed"] == 4
     for i in range(MAX_FAILING + 20):
         mallory = Phone("1001", "10.1.%d.%d" % (i // 200, i % 200))
         register_with(box, mallory, "wrong")
@@ -257,3 +268,12 @@ def test_in_dialog_request_credentials_are_not_forwarded_either():
                         ["Route: <sip:10.0.0.1:5060;lr>", creds])
     out = box.send(alice, bye)
     assert out[0].method == "BYE" and out[0].get("proxy-authorization") is None
+
+
+def test_passwords_are_not_kept():
+    """Only HA1 digests stay: neither the users' table nor the SIP_USERS text keeps a password."""
+    box = Box()
+    config = box.engine.config
+    assert config.users == {"1001": "", "1002": "", "1003": ""}
+    for password in ("secret1", "secret2"):
+        assert password not in repr(vars(config)) and password not in repr(vars(box.auth))

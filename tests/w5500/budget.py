@@ -138,13 +138,14 @@ def compile_tree(folder):
                 os.remove(path)
 
 
-def make_lib(workdir, mpy=True):
-    """The VM's /lib: lib/switchboard, the board libraries, tests/flows.py, the stand-ins;
-    with mpy, the board's modules compiled to .mpy (the stand-ins and flows.py stay .py)."""
+def make_lib(workdir, mpy=True, package=None):
+    """The VM's /lib: lib/switchboard (or the package folder given), the board libraries,
+    tests/flows.py, the stand-ins; with mpy, the board's modules compiled to .mpy (the
+    stand-ins and flows.py stay .py)."""
     lib = os.path.join(workdir, "lib")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(os.path.join(ROOT, "lib", "switchboard"), os.path.join(lib, "switchboard"),
-                    ignore=ignore)
+    shutil.copytree(package or os.path.join(ROOT, "lib", "switchboard"),
+                    os.path.join(lib, "switchboard"), ignore=ignore)
     site = site_packages()
     for name in LIBRARIES:
         path = os.path.join(site, name)
@@ -161,13 +162,17 @@ def make_lib(workdir, mpy=True):
     return lib
 
 
-def run_probe(lib, head, timeout=900):
-    """Run bench/vm_board_probe.py under the VM with `head` (settings lines) in front; the
-    printed lines as [(key, [values])]."""
+def run_probe(lib, head, timeout=900, extra=()):
+    """Run bench/vm_board_probe.py under the VM with `head` (settings lines) in front and the
+    files in extra (e.g. bench/vm_tables_probe.py) after it; the printed lines as
+    [(key, [values])]."""
     node = node_path()
     fd, script = tempfile.mkstemp(suffix=".py", dir=os.path.dirname(lib))
     with os.fdopen(fd, "w") as f, open(PROBE) as probe:
         f.write(head + "\n" + probe.read())
+        for path in extra:
+            with open(path) as more:
+                f.write("\n" + more.read())
     proc = subprocess.run([node, STEPS, lib, script], cwd=BENCH, capture_output=True,
                           text=True, timeout=timeout, check=False)
     if proc.returncode != 0:
@@ -190,13 +195,16 @@ def measure_imports(lib, names, pre=()):
     return total, steps, modules
 
 
-def measure_load(lib, load=None):
-    """The simulated load: {"minutes": [(peak, low)], "peak", "counts", "tables", ...}."""
+def measure_load(lib, load=None, extra=()):
+    """The simulated load: {"minutes": [(peak, low)], "peak", "counts", "tables", ...};
+    "held" with bench/vm_tables_probe.py in extra and load["held"]."""
     head = "MODE = 'load'\nLOAD = %r" % (load or LOAD,)
-    rows = run_probe(lib, head, timeout=1800)
-    out = {"minutes": [], "counts": {}, "tables": {}}
+    rows = run_probe(lib, head, timeout=1800, extra=extra)
+    out = {"minutes": [], "counts": {}, "tables": {}, "held": []}
     for key, values in rows:
-        if key == "minute":
+        if key == "held":  # LOAD["held"]: (name, records, bytes) as each table was emptied
+            out["held"].append((values[0], int(values[1]), int(values[2])))
+        elif key == "minute":
             out["minutes"].append((int(values[1]), int(values[2])))
         elif key == "count":
             out["counts"][values[0]] = int(values[1])
