@@ -34,18 +34,18 @@ UNKNOWN = ("busio", "", "", "", "", "", 150, "unknown")
 # adafruit_httpserver, the socket pool, http.py, and views.py, stats.py, trace.py, endcall.py
 # (issue 16: 80 KB with them, measured with tests/w5500/budget.py as the board loads them).
 IMPORTS = {"base": 108, "digest": 13, "dashboard": 80, "overload": 5}
-# Bytes per table entry on the 32-bit VM (bench/vm_memory.py; docs/performance.md),
-# rounded up: a binding with its rate-limit source, a transaction while it lingers (1112 of
-# them held 510 KB in bench/vm_board.py's load), an active call, a call kept in the history.
-COSTS = {"bindings": 400, "transactions": 500, "calls": 400, "history": 200}
+# Bytes per table entry on the 32-bit VM, rounded up: a binding with its rate-limit source
+# (265 + 74 B, bench/vm_tables.py and bench/vm_memory.py), a transaction in progress with
+# its request (a ringing call's two: about 1.7 KB each; finished, a transaction is one small
+# integer of about 9 B, at most 64 of them per slot: docs/performance.md), a call (330 B
+# answered) and a call in the history (343 B).
+COSTS = {"bindings": 350, "transactions": 1800, "calls": 350, "history": 350}
 # With the dashboard an active call also keeps what ending it from the page needs (tags,
-# contacts, Route sets: 388 B by bench/dash_memory.py; 830 B a call in all by
-# bench/vm_memory.py), rounded up.
+# contacts, Route sets: 388 B by bench/dash_memory.py), rounded up.
 DASHBOARD_CALL = 450
-# Share of the table heap each table may take (per cent): phones first. Calls follow from
-# transactions: a ringing call holds two (ours and the callee's), and a few are kept for
-# REGISTERs in flight.
-SHARES = {"bindings": 55, "transactions": 35, "history": 10}
+# Share of the table heap each table may take (per cent): phones first. A ringing call
+# holds two transactions in progress (ours and the callee's); an answered one none.
+SHARES = {"bindings": 60, "transactions": 30, "calls": 6, "history": 4}
 FLOORS = {"bindings": 8, "transactions": 4, "calls": 2, "history": 4}
 WORKING_KB = 10  # the objects built at start (engine: 6.5 KB, driver, sockets' buffers)
 
@@ -80,15 +80,18 @@ def limits(heap_kb, dashboard, digest=True, gateway=False):
     if dashboard:
         used += IMPORTS["dashboard"]
     tables = max(0, heap_kb - used) * 1024
+    costs = dict(COSTS)
+    if dashboard:
+        costs["calls"] += DASHBOARD_CALL
     out = {}
     for name in SHARES:
-        cost = COSTS[name]
-        if name == "transactions":  # each also pays half of the call it may belong to
-            cost += (COSTS["calls"] + (DASHBOARD_CALL if dashboard else 0)) // 2
-        out[name] = max(FLOORS[name], tables * SHARES[name] // 100 // cost)
-    out["calls"] = max(FLOORS["calls"], (out["transactions"] - 4) // 2)
+        out[name] = max(FLOORS[name], tables * SHARES[name] // 100 // costs[name])
     if not dashboard:
         out["history"] = 0  # only the dashboard shows finished calls
+    over = sum(out[name] * costs[name] for name in out) - tables
+    if over > 0:  # the floors took more than their shares: fewer phones
+        out["bindings"] = max(FLOORS["bindings"],
+                              out["bindings"] - (over + costs["bindings"] - 1) // costs["bindings"])
     out["sources"] = max(4, out["bindings"] + 16)
     return out
 

@@ -94,7 +94,7 @@ ABSORB = 0  # every retransmission is absorbed
 ANSWER = 2  # non-INVITE server: the request again gets the same answer, rebuilt from it
 ASK = 3  # the same, the answer rebuilt by whoever made it (registrar, auth)
 _GEN_MS = const(4000)  # compact transactions expire in generations of this many ms
-_KEEP_PER_SLOT = const(24)  # compact transactions kept at most, per transaction the table allows
+_KEEP_PER_SLOT = const(64)  # finished transactions kept (about 9 B each), per one in progress
 
 # what a client INVITE knows about cancelling it (§9.1)
 _NO_CANCEL = const(0)
