@@ -86,6 +86,10 @@ class Plan:
 
 
 class Dialplan:
+    def shift_times(self, ms):
+        """The board clock started a new epoch: nothing to move (the dialplan keeps no times;
+        a stage's timeout is the proxy's, which the engine moves)."""
+
     def __init__(self, getenv, users=None, host="127.0.0.1"):
         self.errors = []
         self.users = users or {}  # SIP_USERS: when empty anyone may register

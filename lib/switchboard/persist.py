@@ -171,6 +171,13 @@ class Saver:
         self.failures = 0
         self.held = False  # a write waits for the budget (said once on the console)
 
+    def shift_times(self, ms):
+        """The board clock started a new epoch (boot.epochs): the stored times move back by ms."""
+        self.refilled -= ms
+        self.checked -= ms
+        if self.dirty_since is not None:
+            self.dirty_since -= ms
+
     def restore(self, now):
         """Load the record into the location service and the dialplan; returns the number
         of bindings restored. A broken record is ignored with a console line."""

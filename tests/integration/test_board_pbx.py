@@ -32,6 +32,7 @@ def test_registrations_and_dnd_survive_a_restart_in_nvm(tmp_path):
     nvm = str(tmp_path / "nvm.bin")
     phones = []
     with Board(SETTINGS, stub={"nvm": nvm}) as board:
+        assert "Clock: exact ms, a new epoch every 3 days" in board.output()  # the dialplan too
         server = (board.ip, 5060)
         a = Phone(server, "2001", "127.0.0.101", work)
         b = Phone(server, "2002", "127.0.0.102", work)

@@ -72,6 +72,8 @@ def test_start_prints_profile_and_limits_and_status_shows_them():
                 % (limits["bindings"], limits["transactions"], limits["calls"],
                    limits["history"], limits["sources"])) in line[0]
         assert "RP2040, heap budget 150 KB" in line[0]
+        # every part that stores times can move them (engine, nvm saver): epochs are on
+        assert "Clock: exact ms, a new epoch every 3 days" in out, out
 
 
 @pytest.mark.parametrize("board_id, settings, wiring", [

@@ -189,6 +189,29 @@ def test_saver_checks_at_most_every_two_seconds_and_waits_for_the_change_to_sett
     assert len(decode(bytes(nvm))[0]) == 2
 
 
+def test_saver_times_move_with_the_clocks_epoch():
+    # the board clock restarts its epoch (2**28 ms back) while a change settles and while
+    # the write budget refills: both still count from before the shift
+    nvm = CountingNvm()
+    loc = Location(64, 4)
+    s = saver_on(nvm, loc, settle_ms=5000, budget=1, refill_ms=60000)
+    s.restore(0)
+    loc.add("1001", binding("sip:1001@a", ("10.0.0.1", 5060), 10 ** 7))
+    s.poll(2000)
+    s.poll(8000)
+    assert nvm.writes == 1  # the budget's one write, at 8 s
+    loc.add("1002", binding("sip:1002@a", ("10.0.0.2", 5060), 10 ** 7))
+    s.poll(10000)  # change seen
+    shift = 1 << 28
+    s.shift_times(shift)
+    s.poll(14000 - shift)
+    assert s.dirty_since == 10000 - shift  # settling since 10 s
+    s.poll(66000 - shift)
+    assert nvm.writes == 1  # the budget refills a minute after the first write...
+    s.poll(68000 - shift)
+    assert nvm.writes == 2  # ...at 68 s, counted across the epoch
+
+
 def test_write_budget_protects_the_flash():
     nvm = CountingNvm()
     loc = Location(64, 4)
