@@ -54,7 +54,8 @@ class App:
             from switchboard.overload import Overload
             from switchboard.proxy import SERVER
 
-            self.overload = Overload(depth=_QUEUE, memory=min(MEMORY, config.max_transactions),
+            self.overload = Overload(depth=256,  # about 60 ms of work: more is a standing queue
+                                     memory=min(MEMORY, config.max_transactions),
                                      server=SERVER.encode())
         self.queue = []  # [data, source, ms when read]; consumed from self.head
         self.waiting = {}  # hash -> (datagram, source) queued: a retransmission of one is dropped

@@ -24,7 +24,8 @@ RETRY_AFTER = 5  # seconds (RFC 3261 §21.5.4); phones retry then, or fail over 
 HIGH_MS = 50  # more is shed while the oldest waiting datagram stays this old for STEP_MS...
 LOW_MS = 10  # ...less once it was this young (the queue emptied) at some point in STEP_MS
 HIGH_DEPTH = 2048  # ...and more while this many datagrams wait
-STEP_MS = 100  # how often the share of new work shed moves
+STEP_MS = 50  # how often the share of new work shed moves (100 let admitted calls queue past
+# their 500 ms retransmission at 4x: bench/host_load.py, docs/performance.md section 4)
 MEMORY = 256  # INVITE branches remembered to tell a retransmission from a new INVITE
 
 _NAMES = {b"via": 0, b"v": 0, b"from": 1, b"f": 1, b"to": 2, b"t": 2, b"call-id": 3, b"i": 3,

@@ -5,7 +5,7 @@ from flows import Phone
 
 from switchboard import overload
 from switchboard.message import Via, parse, to_tag
-from switchboard.overload import ABSORB, DROP, PASS, SHED, Overload
+from switchboard.overload import ABSORB, DROP, PASS, SHED, STEP_MS, Overload
 
 ALICE = Phone("1001", "10.0.0.11")
 SOURCE = ("10.0.0.11", 5060)
@@ -119,32 +119,37 @@ def test_reply_address_follows_rport_else_the_sent_by_port():
 
 
 def test_share_follows_the_standing_queue_not_a_spike():
+    # times in hundredths of a step (STEP_MS): an update every half step
+    def at(t):
+        return t * STEP_MS // 100
+
     ov = Overload(high=100, low=20, depth=50)
-    assert not ov.update(0, 0, 0)
-    assert not ov.update(150, 0, 50) and not ov.update(150, 0, 100)  # 0 was seen in the step
-    assert not ov.update(150, 0, 150)
-    assert ov.update(120, 0, 200)  # the least over a whole step was 120: more than high
+    assert not ov.update(0, 0, at(0))
+    assert not ov.update(150, 0, at(50))
+    assert not ov.update(150, 0, at(100))  # 0 was seen in the step
+    assert not ov.update(150, 0, at(150))
+    assert ov.update(120, 0, at(200))  # the least over a whole step was 120: more than high
     assert ov.share == 25 and ov.episodes == 1
-    ov.update(1000, 0, 250)  # a spike (a collector pause)...
-    ov.update(0, 0, 300)  # ...after which the queue emptied: the share falls by a quarter
+    ov.update(1000, 0, at(250))  # a spike (a collector pause)...
+    ov.update(0, 0, at(300))  # ...after which the queue emptied: the share falls by a quarter
     assert ov.share == 18
-    ov.update(60, 0, 350)
-    ov.update(60, 0, 400)  # a standing queue between low and high: the share holds
+    ov.update(60, 0, at(350))
+    ov.update(60, 0, at(400))  # a standing queue between low and high: the share holds
     assert ov.share == 18
-    ov.update(400, 0, 450)
-    ov.update(450, 0, 500)  # four times high for a whole step: everything new is shed
+    ov.update(400, 0, at(450))
+    ov.update(450, 0, at(500))  # four times high for a whole step: everything new is shed
     assert ov.share == 100
     shares = []
     t = 500
     while ov.shedding and t < 10000:
         t += 100
-        ov.update(5, 0, t)
+        ov.update(5, 0, at(t))
         shares.append(ov.share)
     assert shares[:3] == [75, 56, 42]  # a quarter less each step while the loop keeps up
     assert shares == sorted(shares, reverse=True) and shares[-1] == 0 and len(shares) < 30
     assert ov.episodes == 1
-    ov.update(0, 50, t + 50)  # depth counts as high...
-    assert ov.update(0, 50, t + 100) and ov.share == 25 and ov.episodes == 2  # ...throughout
+    ov.update(0, 50, at(t + 50))  # depth counts as high...
+    assert ov.update(0, 50, at(t + 100)) and ov.share == 25 and ov.episodes == 2  # ...throughout
 
 
 def test_a_share_is_spread_evenly_over_new_requests():
