@@ -114,9 +114,8 @@ class Board:
 
     def tables(self):
         out = self.engine.tables()
-        kept = getattr(getattr(self.engine, "txns", None), "all", None)
-        if kept is not None:  # active and lingering transactions
-            out["transactions_kept"] = {"use": len(kept), "limit": 0}
+        txns = self.engine.txns  # in progress and finished ones lingering (names the
+        out["transactions_kept"] = {"use": txns.held(), "limit": txns.keep_limit}  # VM has)
         return out
 
 

@@ -106,6 +106,10 @@ class Auth:
         self.key_hash = hasher("sha256") or hasher("md5")  # for the nonce MAC
         self.serial = 0
 
+    def shift_times(self, ms):
+        """The board clock started a new epoch: the password lockouts move back by ms."""
+        self.failing.shift_times(ms)
+
     def limits(self):
         """Use and limit of auth's bounded tables: {name: (use, limit)}."""
         return {"nonces": (len(self.counts), MAX_NONCES),

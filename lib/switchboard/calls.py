@@ -134,6 +134,16 @@ class Calls:
             if media is not None:
                 call.sdp_offer = media
 
+    def shift_times(self, ms):
+        """The board clock started a new epoch: the stored times move back by ms."""
+        for call in list(self.active.values()) + self.history:
+            call.started -= ms
+            call.last_seen -= ms
+            if call.answered is not None:
+                call.answered -= ms
+            if call.ended is not None:
+                call.ended -= ms
+
     def expire(self, now):
         """Close calls idle longer than the idle timeout (a phone vanished without BYE)."""
         for call_id in sorted(self.active):

@@ -158,34 +158,13 @@ class Engine:
     def shift_times(self, ms):
         """The board clock started a new epoch (clock.py, boot.epochs): every time the
         engine stored moves back by ms (transactions, stage timeouts, bindings, calls,
-        flood and password lockouts, pings). A nonce carries its second of issue: one from
-        before the shift is answered stale, and the phone answers the new challenge."""
+        flood and password lockouts, pings), each part moving its own. Nonces carry
+        their second of issue and are not moved."""
         self.housekeeping -= ms
-        self.txns.shift_times(ms)
-        for ctx in self.proxy.staged:
-            if ctx.stage_due is not None:
-                ctx.stage_due -= ms
-        for bindings in self.location.table.values():
-            for b in bindings:
-                b.expires_at -= ms
-                b.since -= ms
-        calls = self.calls
-        for call in list(calls.active.values()) + calls.history:
-            call.started -= ms
-            call.last_seen -= ms
-            if call.answered is not None:
-                call.answered -= ms
-            if call.ended is not None:
-                call.ended -= ms
-        lockouts = [self.ratelimit, getattr(self.auth, "failing", None)]
-        for table in lockouts:
-            if table is not None:
-                for entry in table.sources.values():
-                    entry[-1] -= ms  # blocked until
-                    if len(entry) > 2:
-                        entry[1] -= ms  # the flood limit's last refill
-        if self.qualify is not None:
-            self.qualify.shift_times(ms)
+        for part in (self.txns, self.proxy, self.location, self.calls, self.ratelimit,
+                     self.auth, self.qualify):
+            if part is not None and hasattr(part, "shift_times"):  # the auth hook may not
+                part.shift_times(ms)
 
     # entry points --------------------------------------------------------
     def receive(self, data, source, now):

@@ -89,6 +89,13 @@ class Location:
         self.count += 1
         return True
 
+    def shift_times(self, ms):
+        """The board clock started a new epoch: the stored times move back by ms."""
+        for bindings in self.table.values():
+            for b in bindings:
+                b.expires_at -= ms
+                b.since -= ms
+
     def purge(self, now):
         """Drop expired bindings; return [(user, binding)] removed."""
         gone = []

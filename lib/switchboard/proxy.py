@@ -482,6 +482,12 @@ class Proxy:
             ctx.best_status = 408
         self._stage_over(ctx, now, out)
 
+    def shift_times(self, ms):
+        """The board clock started a new epoch: the stage timeouts move back by ms."""
+        for ctx in self.staged:
+            if ctx.stage_due is not None:
+                ctx.stage_due -= ms
+
     def next_due(self):
         """ms of the earliest stage timeout, or None."""
         due = None

@@ -62,6 +62,12 @@ class RateLimit:
                 best, best_score = ip, score
         del self.sources[best]
 
+    def shift_times(self, ms):
+        """The board clock started a new epoch: the stored times move back by ms."""
+        for entry in self.sources.values():
+            entry[1] -= ms
+            entry[3] -= ms
+
     def blocked(self, now):
         """[(ip, seconds left)] of sources blocked now."""
         out = []
@@ -91,6 +97,11 @@ class Lockout:
         if entry is None or entry[1] <= now:
             return 0
         return entry[1] - now
+
+    def shift_times(self, ms):
+        """The board clock started a new epoch: the stored times move back by ms."""
+        for entry in self.sources.values():
+            entry[1] -= ms
 
     def succeeded(self, ip):
         """ip got it right: its failures are forgotten."""
