@@ -36,6 +36,17 @@ def _run(argv, cwd=ROOT):
     return out.stdout.strip()
 
 
+def vm_node():
+    """The node that runs the MicroPython VM (tests/mpyvm.py); exits saying why when the VM is
+    not installed (`bash tools/test` installs it)."""
+    from mpyvm import MicroPythonUnavailable, node_path
+
+    try:
+        return node_path()
+    except MicroPythonUnavailable as e:
+        sys.exit(str(e))
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:

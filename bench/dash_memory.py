@@ -20,7 +20,6 @@ import sys
 import tempfile
 
 import benchlib as bl
-from mpyvm import MicroPythonUnavailable, node_path
 
 STEPS = os.path.join(bl.BENCH, "vm_steps.mjs")
 
@@ -141,10 +140,7 @@ def steps():
 
 
 def main():
-    try:
-        node = node_path()
-    except MicroPythonUnavailable as e:
-        sys.exit(str(e))
+    node = bl.vm_node()
     work = tempfile.mkdtemp(prefix="dash_memory_")
     try:
         lib = os.path.join(work, "lib")

@@ -21,7 +21,6 @@ import sys
 import tempfile
 
 import benchlib as bl
-from mpyvm import MicroPythonUnavailable, node_path
 
 STEPS = os.path.join(bl.BENCH, "vm_steps.mjs")
 
@@ -145,10 +144,7 @@ def steps():
 
 
 def main():
-    try:
-        node = node_path()
-    except MicroPythonUnavailable as e:
-        sys.exit(str(e))
+    node = bl.vm_node()
     with tempfile.TemporaryDirectory(prefix="pbxmem-") as tmp:
         lib = os.path.join(tmp, "lib")
         shutil.copytree(os.path.join(bl.ROOT, "lib", "switchboard"),

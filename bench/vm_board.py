@@ -26,7 +26,6 @@ sys.path.insert(0, os.path.join(bl.TESTS, "w5500"))
 sys.path.insert(0, os.path.join(bl.ROOT, "lib"))
 
 import budget  # noqa: E402
-from mpyvm import MicroPythonUnavailable, node_path  # noqa: E402
 
 from switchboard import profiles  # noqa: E402
 
@@ -138,10 +137,7 @@ def main():
     parser.add_argument("--profile-minutes", type=int, default=2,
                         help="length of the load run within the RP2040 profile's limits")
     args = parser.parse_args()
-    try:
-        node_path()
-    except MicroPythonUnavailable as e:
-        sys.exit(str(e))
+    bl.vm_node()
     bl.print_machine("bench/vm_board.py", ["VM: @micropython/micropython-webassembly-pyscript "
                                            "(tests/mpy), libraries from %s"
                                            % budget.site_packages()])

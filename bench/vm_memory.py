@@ -29,7 +29,6 @@ import sys
 import tempfile
 
 import benchlib as bl
-from mpyvm import MicroPythonUnavailable, node_path
 
 PROBE = os.path.join(bl.BENCH, "vm_probe.py")
 STEPS = os.path.join(bl.BENCH, "vm_steps.mjs")
@@ -210,10 +209,7 @@ def main():
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-timing", action="store_true")
     args = parser.parse_args()
-    try:
-        node = node_path()
-    except MicroPythonUnavailable as e:
-        sys.exit(str(e))
+    node = bl.vm_node()
     version = subprocess.run([node, "--version"], capture_output=True, text=True,
                              check=False).stdout.strip()
     bl.print_machine("bench/vm_memory.py", [

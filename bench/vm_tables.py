@@ -28,7 +28,6 @@ import benchlib as bl
 sys.path.insert(0, os.path.join(bl.TESTS, "w5500"))
 
 import budget  # noqa: E402
-from mpyvm import MicroPythonUnavailable, node_path  # noqa: E402
 
 # Beside budget.LOAD's settings, so that the call history and the ping state hold records
 # (the RP2040 profile turns both off; boards with the dashboard have them).
@@ -56,10 +55,7 @@ def main():
     parser.add_argument("--at", metavar="COMMIT",
                         help="measure lib/switchboard as it was at this commit (git archive)")
     args = parser.parse_args()
-    try:
-        node_path()
-    except MicroPythonUnavailable as e:
-        sys.exit(str(e))
+    bl.vm_node()
     bl.print_machine("bench/vm_tables.py", ["VM: @micropython/micropython-webassembly-pyscript "
                                             "(tests/mpy), modules as .mpy"])
     spec = dict(budget.LOAD, minutes=args.minutes, held=True, fresh_sources=args.board_sources,
