@@ -12,12 +12,14 @@ class UdpPhone(Phone):
         self.sock.bind((ip, 0))
         Phone.__init__(self, user, ip, self.sock.getsockname()[1], "%s:%d" % host.sip_addr)
         self.server = host.sip_addr
+        self.got = []  # every datagram expect() read, in order
 
     def send(self, data):
         self.sock.sendto(data, self.server)
 
     def expect(self, start, timeout=3.0):
-        """The next datagram whose first line starts with start (others are skipped)."""
+        """The next datagram whose first line starts with start (others are skipped, and
+        kept in self.got with it)."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             self.sock.settimeout(max(0.01, end - time.monotonic()))
@@ -25,9 +27,11 @@ class UdpPhone(Phone):
                 data = self.sock.recv(65536)
             except socket.timeout:
                 break
+            self.got.append(data)
             if first_line(data).startswith(start):
                 return data
-        raise AssertionError("%s never got %r" % (self.user, start))
+        raise AssertionError("%s never got %r; got %r" % (
+            self.user, start, [first_line(d) for d in self.got]))
 
     def close(self):
         self.sock.close()
