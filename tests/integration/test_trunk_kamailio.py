@@ -55,13 +55,24 @@ def cseq_numbers(result, method):
     return [int(header_values(m, "CSeq")[0].split()[0]) for m in messages(result, method)]
 
 
-def test_outgoing_call_answered_caller_hangs_up(itsp, site, outside):
+def calling_out(site, outside, *answer, **options):
+    """The trunk registered, the outside's callee answering with the scenario answer, and
+    alice (1001) registered here: (callee, alice)."""
     wait_trunk(site, "registered")
     outside.register()
-    callee = outside.answer("uas_answer.xml")
+    callee = outside.answer(*answer, **options)
     alice = Phone("1001", "127.0.0.11", site)
     try:
         alice.register_here()
+    except BaseException:
+        alice.close()
+        raise
+    return callee, alice
+
+
+def test_outgoing_call_answered_caller_hangs_up(itsp, site, outside):
+    callee, alice = calling_out(site, outside, "uas_answer.xml")
+    try:
         alice.send(alice.invite("05550100", "trunk-out-1"))
         alice.expect("SIP/2.0 180")
         ok = alice.expect("SIP/2.0 200")
@@ -92,12 +103,8 @@ def test_outgoing_call_answered_caller_hangs_up(itsp, site, outside):
 
 
 def test_outgoing_call_outside_hangs_up(itsp, site, outside):
-    wait_trunk(site, "registered")
-    outside.register()
-    callee = outside.answer("uas_answer_hangup.xml", pause_ms=300)
-    alice = Phone("1001", "127.0.0.11", site)
+    callee, alice = calling_out(site, outside, "uas_answer_hangup.xml", pause_ms=300)
     try:
-        alice.register_here()
         alice.send(alice.invite("05550100", "trunk-out-2"))
         ok = alice.expect("SIP/2.0 200")
         alice.send(alice.in_dialog("ACK", ok, 1))
@@ -114,12 +121,8 @@ def test_outgoing_call_outside_hangs_up(itsp, site, outside):
 
 
 def test_outgoing_call_cancelled_before_answer(itsp, site, outside):
-    wait_trunk(site, "registered")
-    outside.register()
-    callee = outside.answer("uas_ring.xml")
-    alice = Phone("1001", "127.0.0.11", site)
+    callee, alice = calling_out(site, outside, "uas_ring.xml")
     try:
-        alice.register_here()
         invite = alice.invite("05550100", "trunk-out-3")
         alice.send(invite)
         alice.expect("SIP/2.0 180")
@@ -135,12 +138,8 @@ def test_outgoing_call_cancelled_before_answer(itsp, site, outside):
 
 
 def test_outgoing_call_busy(itsp, site, outside):
-    wait_trunk(site, "registered")
-    outside.register()
-    callee = outside.answer("uas_busy.xml")
-    alice = Phone("1001", "127.0.0.11", site)
+    callee, alice = calling_out(site, outside, "uas_busy.xml")
     try:
-        alice.register_here()
         invite = alice.invite("05550100", "trunk-out-4")
         alice.send(invite)
         final = alice.expect("SIP/2.0 486")
@@ -334,12 +333,8 @@ def test_hold_both_ways_in_an_outgoing_call(itsp, site, outside):
     gap the phone could see: INVITE 2, re-INVITE 4, BYE 6 (1, 3 and 5 were challenged)."""
     from flows import SDP
 
-    wait_trunk(site, "registered")
-    outside.register()
-    callee = outside.answer("uas_answer_hold.xml")
-    alice = Phone("1001", "127.0.0.11", site)
+    callee, alice = calling_out(site, outside, "uas_answer_hold.xml")
     try:
-        alice.register_here()
         alice.send(alice.invite("05550100", "trunk-hold"))
         ok = alice.expect("SIP/2.0 200")
         alice.send(alice.in_dialog("ACK", ok, 1))
