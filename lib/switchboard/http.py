@@ -141,6 +141,7 @@ class Dashboard:
         server.start(host, port)
 
     def poll(self, now):
+        listener = getattr(getattr(self.server, "_sock", None), "_socknum", None)  # W5500
         try:
             self.server.poll()
         except MemoryError as e:  # a page or JSON answer too big for the heap left
@@ -159,6 +160,7 @@ class Dashboard:
                 # adafruit_wiznet5k: accept() gave the listener to a client and could not open
                 # a new one, or the listener fell to CLOSED: listen afresh
                 self._warn(now, "dashboard: listener lost (%r); starting it again" % (e,))
+                self._close_orphan(listener)
                 self.restart()
             else:
                 self._warn(now, "dashboard: request failed: %r" % (e,))
@@ -178,6 +180,22 @@ class Dashboard:
         self.sampler.stats.shift_times(ms)  # the charts' slot (views.py)
         if self.engine.trace is not None:  # the dashboard made the ring (views.py)
             self.engine.trace.shift_times(ms)
+
+    def _close_orphan(self, num):
+        """adafruit_wiznet5k's accept() moves the listener to a new chip socket, gives the old
+        one to the client, and raises before returning it when the new one is not listening
+        (a SYN came in between). Nothing owns that client socket then: close it on the chip,
+        or it stays in use for good and the chip runs out of sockets."""
+        sock = getattr(self.server, "_sock", None)
+        if num is None or getattr(sock, "_socknum", num) == num:
+            return
+        eth = sock._interface
+        try:
+            eth.socket_disconnect(num)
+            eth.socket_close(num)
+            eth.release_socket(num)
+        except (OSError, RuntimeError, ValueError):
+            pass
 
     def restart(self):
         self.restarts += 1

@@ -44,6 +44,20 @@ def test_listener_that_drops_to_closed_never_accepts_again():
     assert all("closed" in a for a in found["accept"][1:]), found
 
 
+def test_accept_racing_a_second_connection_orphans_the_clients_chip_socket():
+    found = run("accept_race")
+    assert found["error"] == "Failed to open new listening socket"
+    assert found["new_listener"] != found["listener"]
+    assert found["orphan_status"] == 0x17  # ESTABLISHED, and no Socket object returned for it
+
+
+def test_dashboard_closes_the_orphan_and_listens_again():
+    """switchboard.http.Dashboard on the same race: no chip socket is left in use."""
+    found = run("dashboard_race")
+    assert found["restarts"] == 1 and "listener lost" in found["lines"][0], found
+    assert found["busy"] == [] and len(found["listening"]) == 1, found
+
+
 def test_maintain_dhcp_lease_blocks_after_t1_with_a_silent_server():
     found = run("maintain")
     assert found["before_t1_s"] < 0.5

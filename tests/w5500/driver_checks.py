@@ -3,7 +3,7 @@ adafruit_wiznet5k (no Switchboard code except w5500udp where named). Run as a su
 
     python tests/w5500/driver_checks.py CHECK     -> prints one JSON line of findings
 
-CHECK is one of: reopen, concat, lease, accept_closed, maintain.
+CHECK is one of: reopen, concat, lease, accept_closed, accept_race, dashboard_race, maintain.
 """
 
 import json
@@ -13,6 +13,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path[:0] = [os.path.join(HERE, "stubs"), os.path.join(os.path.dirname(os.path.dirname(HERE)),
                                                           "lib"), HERE]
 
@@ -163,6 +164,94 @@ def check_accept_closed():
         except Exception as e:
             errors.append("%s: %s" % (type(e).__name__, e))
     return {"accept": errors}
+
+
+def race_listen(eth, port):
+    """At the next LISTEN command a browser connects to port before the driver reads the
+    status back (a SYN arriving in that gap on the real chip)."""
+    listen = eth.socket_listen
+    peers = []
+
+    def listen_then_connect(num, *args):
+        listen(num, *args)
+        eth.socket_listen = listen  # once
+        peer = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        peer.connect((IP, port))
+        peers.append(peer)
+        for _ in range(50):  # the chip takes the connection on its next register access
+            if eth.socket_status(num) != 0x14:
+                break
+            time.sleep(0.01)
+
+    eth.socket_listen = listen_then_connect
+    return peers
+
+
+def connect_first(pool, port):
+    s = pool.socket(pool.AF_INET, pool.SOCK_STREAM)
+    s.bind((IP, port))
+    s.listen(1)
+    s.setblocking(False)
+    first = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    first.connect((IP, port))
+    return s, first
+
+
+def check_accept_race():
+    """accept() swaps the listener's chip socket to the client, listens on a new one, and
+    raises when that one is not in LISTEN: the client's chip socket is then owned by nothing."""
+    from adafruit_wiznet5k.adafruit_wiznet5k_socketpool import SocketPool
+
+    chip, eth = chip_and_eth()
+    pool = SocketPool(eth)
+    s, first = connect_first(pool, 8082)
+    listener = s._socknum
+    race_listen(eth, 8082)
+    found = {"listener": listener}
+    for _ in range(50):
+        try:
+            s.accept()
+            found["error"] = "accepted"
+            break
+        except OSError:
+            time.sleep(0.01)  # EAGAIN: the connection is not there yet
+        except RuntimeError as e:
+            found["error"] = str(e)
+            break
+    found["new_listener"] = s._socknum
+    found["orphan_status"] = eth.socket_status(listener)
+    return found
+
+
+def check_dashboard_race():
+    """The same race under switchboard.http.Dashboard: the orphaned chip socket is closed
+    and the listener started again."""
+    from adafruit_wiznet5k.adafruit_wiznet5k_socketpool import SocketPool
+
+    from switchboard.app import App
+    from switchboard.config import Config
+    from switchboard.http import Dashboard
+
+    chip, eth = chip_and_eth()
+    pool = SocketPool(eth)
+    lines = []
+    clock = type("Clock", (), {"now": lambda self: 0})()
+    config = Config(overrides={"SIP_HOST": IP, "HTTP_PORT": 8083})
+    app = App(config, pool, clock, lambda level, text: lines.append(text), b"x" * 16,
+              sip=object())
+    dash = Dashboard(app, pool, IP, 8083, os.path.join(ROOT, "web"))
+    listener = dash.server._sock._socknum
+    race_listen(eth, 8083)
+    first = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    first.connect((IP, 8083))
+    for _ in range(50):
+        dash.poll(0)
+        if dash.restarts:
+            break
+        time.sleep(0.01)
+    busy = [n for n in range(1, 8) if eth.socket_status(n) not in (0x00, 0x14)]
+    return {"restarts": dash.restarts, "lines": lines, "listener_was": listener,
+            "busy": busy, "listening": [n for n in range(8) if eth.socket_status(n) == 0x14]}
 
 
 def check_maintain():
