@@ -16,6 +16,17 @@ def summary(data):
     """(first line, Call-ID) of a call message, or None for anything else."""
     head_end = data.find(b"\r\n\r\n")
     head = data if head_end < 0 else data[:head_end]
+    # the usual spellings, found without a loop over the lines
+    i = head.find(b"\r\nCall-ID:")
+    c = head.find(b"\r\nCSeq:")
+    if i > 0 and c > 0:
+        i += 10
+        c += 7
+        e = head.find(b"\r", i)
+        call_id = head[i:e] if e > 0 else head[i:]
+        e = head.find(b"\r", c)
+        return _summary(head[:head.find(b"\r")], call_id.strip(),
+                        (head[c:e] if e > 0 else head[c:]).split())
     call_id = None
     method = None
     lines = head.split(b"\n")
@@ -32,9 +43,16 @@ def summary(data):
                 method = parts[1].upper()
         if call_id is not None and method is not None:
             break
-    if method not in CALL_METHODS or not call_id:
+    return _summary(lines[0], call_id, [b"", method] if method else ())
+
+
+def _summary(first, call_id, cseq):
+    if len(cseq) != 2 or not call_id:
         return None
-    first = lines[0].strip()
+    method = cseq[1].upper()
+    if method not in CALL_METHODS:
+        return None
+    first = first.strip()
     if first.startswith(b"SIP/2.0 "):
         first = first[8:]
     elif first.endswith(b" SIP/2.0"):
