@@ -159,6 +159,9 @@ class Qualify:
 
     def response(self, msg, now):
         """True when msg answers one of our pings (then it is taken here)."""
+        value = msg.first_value("via")
+        if value is None or BRANCH not in value:  # most answers: not ours, no need to parse
+            return False
         via = msg.top_via()
         if via is None:
             return False
