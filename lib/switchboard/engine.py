@@ -330,7 +330,7 @@ class Engine:
             return
         try:
             via = Via(value)
-            ruri = self._validate(req)
+            ruri = self._validate(req, via)
         except ParseError as e:
             # a bad Via too: the answer goes to the source (see _answer_bad_request)
             if req.method != "ACK":
@@ -398,17 +398,15 @@ class Engine:
                     "WWW-Authenticate" if status == 401 else "Proxy-Authenticate", now, False)
         self.proxy.again(req, status, REASONS.get(status, ""), headers, reply_to, out)
 
-    def _validate(self, req):
-        """The parsed Request-URI of req; ParseError (reason for the 400) when req cannot be
-        processed. Normalises Max-Forwards (at most 255)."""
+    def _validate(self, req, via):
+        """The parsed Request-URI of req (whose top Via is via); ParseError (reason for the
+        400) when req cannot be processed. Normalises Max-Forwards (at most 255)."""
         for lname, name in REQUIRED:
             if not (req.get(lname) or "").strip():
                 raise ParseError("Missing " + name)
-        problem = check_request(req)
+        problem = check_request(req, via)  # From and To parse too
         if problem:
             raise ParseError(problem)
-        for lname in ("from", "to"):
-            parse_name_addr(req.get(lname))
         number, method = req.cseq()
         ruri = URI(req.uri)
         if method != req.method:

@@ -6,6 +6,8 @@ continuation lines are joined with one space. Nothing here raises anything but
 ParseError for bad input.
 """
 
+import sys
+
 try:
     from micropython import const  # names starting with _ vanish from the .mpy
 except ImportError:  # CPython
@@ -30,6 +32,14 @@ KNOWN = frozenset(("via", "from", "to", "call-id", "cseq", "contact", "max-forwa
                    "t", "i", "m", "l", "c", "k", "s", "e", "o", "r", "u", "x", "b"))
 _MAX_HEADERS = const(80)
 _MAX_METHOD = const(64)
+# The last few results of pure parsing functions, by their input text: a call repeats its
+# addresses in every message (a few on a board, where heap is short).
+_KEPT = 16 if sys.implementation.name == "cpython" else 4
+_HOSTPORTS = {}  # host[:port] -> (host, port)
+_ADDRESSES = {}  # From/To/Contact/Route value -> (display, uri, params)
+_URIS = {}  # URI text -> URI, checked already (only check_request sees these objects)
+_NAMES_KEPT = const(48)
+_NAMES = {}  # a known header name as written ("Via", "i", "CSeq") -> its lower-case full name
 TOKEN_EXTRA = "-.!%*_+`'~"
 
 
@@ -43,14 +53,14 @@ class ParseError(Exception):
         self.code = code
 
 
-def digits(text):
-    """True for ASCII digits only (str.isdigit() also takes '²' and other Unicode digits)."""
-    if not text:
-        return False
-    for ch in text:
-        if ch < "0" or ch > "9":
-            return False
-    return True
+def _memo(kept, text, parse):
+    """parse(text) from kept, or computed and kept (failures raise and are not kept)."""
+    known = kept.get(text)
+    if known is None:
+        if len(kept) >= _KEPT:
+            kept.clear()
+        known = kept[text] = parse(text)
+    return known
 
 
 def is_token(text):
@@ -63,20 +73,41 @@ def is_token(text):
     return True
 
 
-def fnv_halves(text, hi=0x811C, lo=0x9DC5):
-    """FNV-1a over text's UTF-8 bytes, 32 bits, as (high 16 bits, low 16 bits); hi and lo
-    are the offset basis (FNV's own by default; another gives an independent hash).
+if sys.implementation.name == "cpython":
+    def digits(text):
+        """True for ASCII digits only (str.isdigit() also takes '²' and other Unicode digits)."""
+        return text.isascii() and text.isdigit()
 
-    The product by the FNV prime 0x01000193 (2**24 + 403) is done in 16-bit halves so that
-    no intermediate value reaches 2**30: every step stays a small int on a 32-bit VM, where
-    the plain formula would allocate a long int per byte.
-    """
-    for b in text.encode():
-        lo ^= b
-        low = lo * 403  # < 2**25
-        hi = (hi * 403 + ((lo & 0xFF) << 8) + (low >> 16)) & 0xFFFF  # < 2**26 before the mask
-        lo = low & 0xFFFF
-    return hi, lo
+    def fnv_halves(text, hi=0x811C, lo=0x9DC5):
+        """FNV-1a as below, with CPython's unbounded ints: the same values, fewer steps."""
+        h = hi << 16 | lo
+        for b in text.encode():
+            h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+        return h >> 16, h & 0xFFFF
+else:
+    def digits(text):
+        """True for ASCII digits only (a board's str.isdigit() is not documented as such)."""
+        if not text:
+            return False
+        for ch in text:
+            if ch < "0" or ch > "9":
+                return False
+        return True
+
+    def fnv_halves(text, hi=0x811C, lo=0x9DC5):
+        """FNV-1a over text's UTF-8 bytes, 32 bits, as (high 16 bits, low 16 bits); hi and lo
+        are the offset basis (FNV's own by default; another gives an independent hash).
+
+        The product by the FNV prime 0x01000193 (2**24 + 403) is done in 16-bit halves so that
+        no intermediate value reaches 2**30: every step stays a small int on a 32-bit VM, where
+        the plain formula would allocate a long int per byte.
+        """
+        for b in text.encode():
+            lo ^= b
+            low = lo * 403  # < 2**25
+            hi = (hi * 403 + ((lo & 0xFF) << 8) + (low >> 16)) & 0xFFFF  # < 2**26 before the mask
+            lo = low & 0xFFFF
+        return hi, lo
 
 
 def fnv(text, mix=0):
@@ -310,6 +341,13 @@ class Message:
 def split_commas(value, strict=False):
     """Split a header value at commas outside quoted strings and <...>. Empty elements are
     skipped, or with strict make a ParseError (RFC 4475 §3.1.2.1: ",," is not a list)."""
+    if "," not in value:  # most values: one element
+        value = value.strip()
+        if value:
+            return [value]
+        if strict:
+            raise ParseError("Empty list element")
+        return []
     if '"' not in value and "<" not in value:
         parts = value.split(",")
     else:
@@ -377,10 +415,10 @@ SINGLE = {"from": "From", "to": "To", "call-id": "Call-ID", "cseq": "CSeq",
           "max-forwards": "Max-Forwards"}
 
 
-def check_request(req):
+def check_request(req, top=None):
     """Why req must not be processed or passed on (a 400 reason phrase), or None: a repeated
     single header, an empty list element or parameter, a malformed address or Via in any
-    From, To, Contact, Route, Record-Route or Via value."""
+    From, To, Contact, Route, Record-Route or Via value. top: the top Via, parsed already."""
     seen = []
     try:
         for h in req.headers:
@@ -396,11 +434,12 @@ def check_request(req):
                 continue
             for item in items:
                 if name == "via":
-                    check_params(Via(item).params)
+                    check_params((top or Via(item)).params)
+                    top = None
                 elif item != "*" or name != "contact":
                     # an address: its URI (host, port) and its header parameters
                     _, uri, params = parse_name_addr(item)
-                    URI(uri)
+                    _memo(_URIS, uri, URI)
                     check_params(params)
     except ParseError as e:
         return e.reason
@@ -409,7 +448,7 @@ def check_request(req):
 
 def param(params, name):
     """Value of ;name=value in a parameter string; "" for a flag; None when absent."""
-    if not params:
+    if not params or (name not in params and name not in params.lower()):
         return None
     for item in params.split(";"):
         eq = item.find("=")
@@ -435,6 +474,10 @@ def set_param(params, name, value):
 
 def parse_name_addr(value):
     """(display, uri, params) from a name-addr or addr-spec header value."""
+    return _memo(_ADDRESSES, value, _parse_name_addr)
+
+
+def _parse_name_addr(value):
     value = value.strip()
     display = ""
     rest = value
@@ -564,6 +607,10 @@ class URI:
 
 def split_hostport(text):
     """("host", port or None) from host[:port], IPv6 references in brackets."""
+    return _memo(_HOSTPORTS, text, _split_hostport)
+
+
+def _split_hostport(text):
     text = text.strip()
     if text.startswith("["):
         end = text.find("]")
@@ -583,8 +630,8 @@ def split_hostport(text):
     if port:
         if not valid_port(port):
             raise ParseError("Malformed port")
-        return host.lower(), int(port)
-    return host.lower(), None
+        return (host.lower(), int(port))
+    return (host.lower(), None)
 
 
 def valid_port(text):
@@ -761,6 +808,7 @@ def _parse_head(text):
     msg = Message()
     bad_start = _parse_start(msg, lines[i].rstrip("\r"))
     headers = msg.headers
+    names = _NAMES
     for line in lines[i + 1:]:
         line = line.rstrip("\r")
         if not line:
@@ -770,17 +818,24 @@ def _parse_head(text):
                 raise ParseError("Continuation line without header", msg)
             headers[-1][2] = (headers[-1][2] + " " + line.strip()).strip()
             continue
-        colon = line.find(":")
-        if colon <= 0:
+        raw, colon, value = line.partition(":")
+        lname = names.get(raw)
+        if lname is None:
+            name = raw.strip()
+            if not colon or not name:
+                raise ParseError("Malformed header line", msg)
+            lname = name.lower()
+            if lname in KNOWN:
+                if len(names) >= _NAMES_KEPT:
+                    names.clear()
+                lname = names[raw] = COMPACT.get(lname, lname)
+            elif not is_token(name):
+                raise ParseError("Malformed header name", msg)
+        elif not colon:
             raise ParseError("Malformed header line", msg)
-        name = line[:colon].strip()
-        lname = name.lower()
-        if lname not in KNOWN and not is_token(name):
-            raise ParseError("Malformed header name", msg)
         if len(headers) >= _MAX_HEADERS:
             raise ParseError("Too many headers", msg)
-        lname = COMPACT.get(lname, lname)
-        value = line[colon + 1:].lstrip(" \t")
+        value = value.lstrip(" \t")
         headers.append([lname, line[:len(line) - len(value)], value.rstrip()])
     if bad_start:
         raise ParseError(bad_start[0], msg, bad_start[1])
