@@ -74,10 +74,11 @@ class Trace:
         if got is None:
             return
         entry = (now, inbound, "%s:%d" % (peer[0], peer[1]), got[0], got[1])
-        if len(self.ring) < self.size:
-            self.ring.append(entry)
+        ring = self.ring
+        if len(ring) < self.size:
+            ring.append(entry)
         else:
-            self.ring[self.next] = entry
+            ring[self.next] = entry
             self.next = (self.next + 1) % self.size
 
     def shift_times(self, ms):
