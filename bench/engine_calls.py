@@ -1,0 +1,114 @@
+"""CPU time of the sans-I/O engine alone per call, by message, without sockets or SIPp.
+
+    .venv/bin/python bench/engine_calls.py [--calls 1000] [--together 50] [--rounds 5]
+                                           [--lib DIR]
+
+Plays answered-and-hung-up calls (INVITE, 180, 200, ACK, BYE, 200; tests/flows.py Phone)
+through one Engine with the dashboard's message ring on (MESSAGE_TRACE's default, as in
+host mode). Calls run `--together` at a time, each message kind for all of them before the
+next, so that what one call's messages leave behind meets the others' (as under SIPp).
+Every round is a fresh engine; the cyclic collector is off while a round runs. Prints the
+fastest round's microseconds per call and per message kind (time.perf_counter() around each
+Engine.receive). --lib runs another checkout's lib/ (e.g. a git worktree of an older commit)
+with the same messages: the engine's own share of host mode's CPU per call, before and
+after a change. Timings on a shared machine move by 10% or more between runs; compare
+rounds of one run, or runs back to back.
+"""
+
+import argparse
+import gc
+import os
+import sys
+import time
+
+KINDS = ("INVITE", "180", "200 INVITE", "ACK", "BYE", "200 BYE")
+
+
+def one_round(engine_class, config_class, trace_class, phone_class, calls, together):
+    config = config_class(overrides={
+        "SIP_ADDRESS": "10.0.0.1", "SIP_PORT": 5060, "SIP_USERS": "1001,1002",
+        "RATE_LIMIT": 0, "MAX_CALLS": together + 8, "MAX_TRANSACTIONS": 100000})
+    engine = engine_class(config, 7)
+    engine.trace = trace_class(config.message_trace)
+    spent = dict((kind, 0.0) for kind in KINDS)
+    now = [1000]
+
+    def send(kind, phone, data):
+        now[0] += 1
+        start = time.perf_counter()
+        out = engine.receive(data, phone.addr, now[0])
+        spent[kind] += time.perf_counter() - start
+        return out
+
+    alice = phone_class("1001", "10.0.0.11")
+    bob = phone_class("1002", "10.0.0.12")
+    send("INVITE", alice, alice.register())
+    send("INVITE", bob, bob.register())
+    spent["INVITE"] = 0.0
+    done = 0
+    while done < calls:
+        n = min(together, calls - done)
+        ids = ["call-%d" % (done + k) for k in range(n)]
+        invites = [alice.invite("1002", call_id) for call_id in ids]
+        at_bob = [send("INVITE", alice, inv)[-1][0] for inv in invites]
+        for data in at_bob:
+            send("180", bob, bob.answer(data, 180, "Ringing"))
+        oks = [send("200 INVITE", bob, bob.answer(data, 200, "OK", sdp=True))[-1][0]
+               for data in at_bob]
+        for ok in oks:
+            send("ACK", alice, alice.in_dialog("ACK", ok, 1))
+        byes = [send("BYE", alice, alice.in_dialog("BYE", ok, 2))[-1][0] for ok in oks]
+        for data in byes:
+            send("200 BYE", bob, bob.answer(data, 200, "OK"))
+        start = time.perf_counter()
+        engine.tick(now[0])
+        spent["tick"] = spent.get("tick", 0.0) + time.perf_counter() - start
+        done += n
+    if engine.counters["answered_5xx"] or engine.counters["internal_errors"]:
+        raise SystemExit("engine refused calls: %r" % engine.counters)
+    return spent
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--together", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--lib", help="another checkout's lib/ directory")
+    args = parser.parse_args()
+    import benchlib as bl  # puts this checkout's lib/ and tests/ on sys.path
+
+    if args.lib:
+        sys.path.insert(0, os.path.abspath(args.lib))  # before this checkout's lib/
+    from flows import Phone
+
+    import switchboard
+    from switchboard.config import Config
+    from switchboard.engine import Engine
+    from switchboard.trace import Trace
+
+    bl.print_machine("bench/engine_calls.py", [
+        "lib: %s" % os.path.dirname(os.path.dirname(os.path.abspath(switchboard.__file__))),
+        "calls: %d a round, %d at a time, %d rounds" % (args.calls, args.together,
+                                                        args.rounds)])
+    best = None
+    for _ in range(args.rounds):
+        gc.collect()
+        gc.disable()
+        try:
+            spent = one_round(Engine, Config, Trace, Phone, args.calls, args.together)
+        finally:
+            gc.enable()
+        total = sum(spent.values())
+        print("   round: %.1f us per call" % (total / args.calls * 1e6), flush=True)
+        if best is None or total < sum(best.values()):
+            best = spent
+    rows = [[kind, "%.1f" % (best[kind] / args.calls * 1e6)] for kind in KINDS + ("tick",)]
+    rows.append(["whole call", "%.1f" % (sum(best.values()) / args.calls * 1e6)])
+    print()
+    print("fastest round, microseconds per call:")
+    print(bl.table(rows, ["message", "us"]))
+
+
+if __name__ == "__main__":
+    main()
