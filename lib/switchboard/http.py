@@ -310,12 +310,10 @@ def uptime_ms(clock):
     return clock.uptime() if hasattr(clock, "uptime") else clock.now()
 
 
-def heap_free():
-    try:
-        import gc
-
-        return gc.mem_free()  # CircuitPython and MicroPython only
-    except (ImportError, AttributeError):
+try:
+    from gc import mem_free as heap_free  # CircuitPython and MicroPython only
+except ImportError:  # CPython: looked up once, not on every turn of the loop
+    def heap_free():
         return None
 
 
