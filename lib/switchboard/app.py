@@ -12,8 +12,7 @@ OPTIONS, ...) answered with 503 and Retry-After as they are read, before they ar
 or queued. ACK, CANCEL, in-dialog requests and responses always go to the engine; a
 datagram identical to one still queued (a retransmission) is dropped. Timers run at most
 every _TICK ms: each run looks at every transaction in progress, and SIP's timers count in
-T1 = 500 ms. The services (dashboard, watchdog, DHCP upkeep) get their turn in every step
-without datagrams, and while datagrams keep coming once every _SERVE ms.
+T1 = 500 ms. The board's dashboard and watchdog keep their turn every step.
 """
 
 from switchboard.engine import Engine
@@ -27,7 +26,6 @@ except ImportError:  # CPython
 BURST = 16  # datagrams handled per step before timers and HTTP get a turn
 _QUEUE = const(2048)  # datagrams read ahead of the engine; past this they wait in the socket
 MEMORY = 4096  # INVITE/REGISTER branches remembered (fewer when MAX_TRANSACTIONS is lower)
-_SERVE = const(4)  # ms between the services' turns while datagrams keep coming
 _TICK = const(10)  # ms between timer runs at most (a run scans every active transaction)
 _FAULT_LOG_MS = const(10000)  # at most one console line per this many ms about failures in the loop
 PASS, SHED, ABSORB = 0, 1, 2  # overload.py's verdicts (imported only with OVERLOAD = 1)
@@ -63,7 +61,6 @@ class App:
         self.waiting = {}  # hash -> (datagram, source) queued: a retransmission of one is dropped
         self.head = 0
         self.ticked = 0  # when the engine's timers last ran (ms)
-        self.served = 0  # when the services last had their turn (ms)
         self.shedding = False  # as last reported on the console
         self.shed_since = (0, 0)  # (ms, shed counter) when shedding started
         counters = self.engine.counters
@@ -95,7 +92,6 @@ class App:
         queue = self.queue
         self.drain(now)
         end = min(len(queue), self.head + BURST)
-        busy = self.head < end
         while self.head < end:
             item = queue[self.head]
             queue[self.head] = None
@@ -120,13 +116,11 @@ class App:
                     send(data, dest)
             except Exception as e:
                 self.fault("timers", e, now)
-        if not busy or now - self.served >= _SERVE or now < self.served:
-            self.served = now  # while SIP keeps the loop busy, at most every _SERVE ms
-            for service in self.services:
-                try:
-                    service.poll(now)
-                except Exception as e:
-                    self.fault(type(service).__name__, e, now)
+        for service in self.services:
+            try:
+                service.poll(now)
+            except Exception as e:
+                self.fault(type(service).__name__, e, now)
         if backlog:
             return 0
         return max(engine.next_due(now), self.ticked + _TICK - now)
@@ -187,7 +181,6 @@ class App:
         for i in range(self.head, len(self.queue)):
             self.queue[i][2] -= ms
         self.ticked -= ms
-        self.served -= ms
         self.shed_since = (self.shed_since[0] - ms, self.shed_since[1])
         if self.overload is not None and self.overload.moved is not None:
             self.overload.moved -= ms
