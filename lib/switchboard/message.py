@@ -32,13 +32,13 @@ KNOWN = frozenset(("via", "from", "to", "call-id", "cseq", "contact", "max-forwa
                    "t", "i", "m", "l", "c", "k", "s", "e", "o", "r", "u", "x", "b"))
 _MAX_HEADERS = const(80)
 _MAX_METHOD = const(64)
-# The last few results of pure parsing functions, by their input text: a call repeats its
-# addresses in every message (a few on a board, where heap is short).
-_KEPT = 16 if sys.implementation.name == "cpython" else 4
+# On CPython, the last few results of pure parsing functions, by their input text: a call
+# repeats its addresses in every message, and several parts read one message. A board keeps
+# none: its heap is the harder limit (the 10-minute board load peaked 2.4 KB higher with 4).
+_KEPT = 16 if sys.implementation.name == "cpython" else 0
 _HOSTPORTS = {}  # host[:port] -> (host, port)
 _ADDRESSES = {}  # From/To/Contact/Route value -> (display, uri, params)
 _URIS = {}  # URI text -> URI, checked already (only check_request sees these objects)
-_NAMES_KEPT = const(48)
 _NAMES = {}  # a known header name as written ("Via", "i", "CSeq") -> its lower-case full name
 TOKEN_EXTRA = "-.!%*_+`'~"
 
@@ -57,9 +57,11 @@ def _memo(kept, text, parse):
     """parse(text) from kept, or computed and kept (failures raise and are not kept)."""
     known = kept.get(text)
     if known is None:
-        if len(kept) >= _KEPT:
-            kept.clear()
-        known = kept[text] = parse(text)
+        known = parse(text)
+        if _KEPT:
+            if len(kept) >= _KEPT:
+                kept.clear()
+            kept[text] = known
     return known
 
 
@@ -826,9 +828,11 @@ def _parse_head(text):
                 raise ParseError("Malformed header line", msg)
             lname = name.lower()
             if lname in KNOWN:
-                if len(names) >= _NAMES_KEPT:
-                    names.clear()
-                lname = names[raw] = COMPACT.get(lname, lname)
+                lname = COMPACT.get(lname, lname)
+                if _KEPT:
+                    if len(names) >= 3 * _KEPT:
+                        names.clear()
+                    names[raw] = lname
             elif not is_token(name):
                 raise ParseError("Malformed header name", msg)
         elif not colon:
