@@ -29,7 +29,7 @@ def one_round(engine_class, config_class, trace_class, phone_class, calls, toget
         "SIP_ADDRESS": "10.0.0.1", "SIP_PORT": 5060, "SIP_USERS": "1001,1002",
         "RATE_LIMIT": 0, "MAX_CALLS": together + 8, "MAX_TRANSACTIONS": 100000})
     engine = engine_class(config, 7)
-    engine.trace = trace_class(config.message_trace)
+    engine.trace = trace_class(getattr(config, "message_trace", 32))
     spent = dict((kind, 0.0) for kind in KINDS)
     now = [1000]
 
