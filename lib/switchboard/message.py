@@ -58,11 +58,17 @@ def _memo(kept, text, parse):
     known = kept.get(text)
     if known is None:
         known = parse(text)
-        if _KEPT:
-            if len(kept) >= _KEPT:
-                kept.clear()
-            kept[text] = known
+        _remember(kept, text, known, _KEPT)
     return known
+
+
+def _remember(kept, key, value, most):
+    """kept[key] = value in a table of at most most entries, emptied when full (most is 0
+    on a board: nothing is kept)."""
+    if most:
+        if len(kept) >= most:
+            kept.clear()
+        kept[key] = value
 
 
 def is_token(text):
@@ -829,10 +835,7 @@ def _parse_head(text):
             lname = name.lower()
             if lname in KNOWN:
                 lname = COMPACT.get(lname, lname)
-                if _KEPT:
-                    if len(names) >= 3 * _KEPT:
-                        names.clear()
-                    names[raw] = lname
+                _remember(names, raw, lname, 3 * _KEPT)
             elif not is_token(name):
                 raise ParseError("Malformed header name", msg)
         elif not colon:
