@@ -826,23 +826,22 @@ def _parse_head(text):
                 raise ParseError("Continuation line without header", msg)
             headers[-1][2] = (headers[-1][2] + " " + line.strip()).strip()
             continue
-        raw, colon, value = line.partition(":")
+        colon = line.find(":")  # (str.partition is left out of small CircuitPython builds)
+        if colon <= 0:
+            raise ParseError("Malformed header line", msg)
+        raw = line[:colon]
         lname = names.get(raw)
         if lname is None:
             name = raw.strip()
-            if not colon or not name:
-                raise ParseError("Malformed header line", msg)
             lname = name.lower()
             if lname in KNOWN:
                 lname = COMPACT.get(lname, lname)
                 _remember(names, raw, lname, 3 * _KEPT)
             elif not is_token(name):
                 raise ParseError("Malformed header name", msg)
-        elif not colon:
-            raise ParseError("Malformed header line", msg)
         if len(headers) >= _MAX_HEADERS:
             raise ParseError("Too many headers", msg)
-        value = value.lstrip(" \t")
+        value = line[colon + 1:].lstrip(" \t")
         headers.append([lname, line[:len(line) - len(value)], value.rstrip()])
     if bad_start:
         raise ParseError(bad_start[0], msg, bad_start[1])
