@@ -33,6 +33,32 @@ import gc
 CALLS = %d
 
 
+def start_calls(net, alice, up, rnd):
+    from trunk_flows import UPSTREAM, find
+
+    oks = []
+    for i in range(CALLS):
+        invite = find(net.send(alice, alice.invite("05550100", "m-%%d-%%d" %% (rnd, i))),
+                      "INVITE", UPSTREAM)
+        ok = find(net.send(up, up.answer(invite, 200, "OK", tag="far%%d" %% i, sdp=True)),
+                  "SIP/2.0 200", alice.addr)
+        net.send(alice, alice.in_dialog("ACK", ok, 1))
+        oks.append(ok)
+    net.tick(40000)
+    net.tick(1000)
+    return oks
+
+
+def end_calls(net, alice, up, oks):
+    from trunk_flows import UPSTREAM, find
+
+    for i in range(CALLS):
+        out = net.send(alice, alice.in_dialog("BYE", oks[i], 2))
+        net.send(up, up.answer(find(out, "BYE", UPSTREAM), 200, "OK", tag="far%%d" %% i))
+    net.tick(40000)
+    net.tick(1000)
+
+
 def steps():
     from flows import Phone, new_engine
     import switchboard.auth
@@ -69,27 +95,16 @@ def steps():
     print("registered", trunk.state)
     base = gc.mem_alloc()
     for rnd in (1, 2, 3, 4):
-        oks = []
-        for i in range(CALLS):
-            invite = find(net.send(alice, alice.invite("05550100", "m-%%d-%%d" %% (rnd, i))),
-                          "INVITE", UPSTREAM)
-            ok = find(net.send(up, up.answer(invite, 200, "OK", tag="far%%d" %% i, sdp=True)),
-                      "SIP/2.0 200", alice.addr)
-            net.send(alice, alice.in_dialog("ACK", ok, 1))
-            oks.append(ok)
-            invite = None
-            ok = None
-        net.tick(40000)
-        net.tick(1000)
+        # each half in a function, so that its temporaries end with its frame instead of
+        # staying in this generator's frame across the measurement. Written inline, the heap
+        # left after a round moved by about 3.5 KB between rounds 1, 2 or 3 with unrelated
+        # changes to message.py; this way a one-off allocation of that size always falls in
+        # round 1, and the later rounds compare with it.
+        oks = start_calls(net, alice, up, rnd)
         yield
         print("calls%%d" %% rnd, trunk.status(net.now)["calls"], gc.mem_alloc() - base)
-        for i in range(CALLS):
-            out = net.send(alice, alice.in_dialog("BYE", oks[i], 2))
-            net.send(up, up.answer(find(out, "BYE", UPSTREAM), 200, "OK", tag="far%%d" %% i))
+        end_calls(net, alice, up, oks)
         oks = None
-        out = None
-        net.tick(40000)
-        net.tick(1000)
         history = len(engine.calls.history)
         engine.calls.history = []  # the dashboard's finished calls: the engine's, not the trunk's
         yield
