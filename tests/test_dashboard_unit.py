@@ -198,3 +198,22 @@ def test_a_new_clock_epoch_moves_the_charts_and_the_ring(tmp_path):
     finally:
         dash.server.stop()
         app.sip.close()
+
+
+def test_host_mode_asks_the_server_only_when_a_connection_waits(tmp_path):
+    app, dash, clock, lines = make(tmp_path)
+    polls = []
+    real = dash.server.poll
+    try:
+        dash.server.poll = lambda: polls.append(1)
+        waiting = [False]
+        dash.ready = lambda: waiting[0]  # as host.py sets it from select()
+        dash.poll(clock.now())
+        assert polls == []
+        waiting[0] = True
+        dash.poll(clock.now())
+        assert polls == [1]
+    finally:
+        dash.server.poll = real
+        dash.server.stop()
+        app.sip.close()

@@ -120,15 +120,20 @@ def main():
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     sip_sock = app.sip.sock
+    browser = [True]  # whether the dashboard's listener had a connection waiting
+    if dashboard is not None:
+        dashboard.ready = lambda: browser[0]
 
     def idle(ms):
         watch = [sip_sock]
-        if dashboard is not None and dashboard.server._sock is not None:
-            watch.append(dashboard.server._sock)
+        listener = None if dashboard is None else dashboard.server._sock
+        if listener is not None:
+            watch.append(listener)
         try:
-            select.select(watch, [], [], min(ms, 50) / 1000)
+            readable = select.select(watch, [], [], min(ms, 50) / 1000)[0]
         except (InterruptedError, ValueError, OSError):
-            pass
+            readable = watch
+        browser[0] = listener is None or listener in readable
 
     where = "%s:%d" % (config.sip_address, config.sip_port)
     write("Switchboard %s (host mode)" % VERSION)

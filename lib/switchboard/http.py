@@ -124,6 +124,10 @@ class Dashboard:
         self.errors = 0
         self.memory_errors = 0  # requests that ran out of heap (SIP goes on)
         self.quiet_until = 0
+        # host mode: a callable, false while select() saw no connection waiting on the
+        # listener (then poll() skips the server's accept(), which fails with an exception);
+        # None on a board: the server is asked every turn
+        self.ready = None
         server = self.server = DashboardServer(pool, self.clock)
         server.headers = SECURITY
         server.add_routes([
@@ -141,6 +145,8 @@ class Dashboard:
         server.start(host, port)
 
     def poll(self, now):
+        if self.ready is not None and not self.ready():
+            return
         listener = getattr(getattr(self.server, "_sock", None), "_socknum", None)  # W5500
         try:
             self.server.poll()
