@@ -25,7 +25,6 @@ import gc
 from switchboard.calls import Calls
 from switchboard.location import Location
 from switchboard.message import (
-    URI,
     ParseError,
     Via,
     check_request,
@@ -35,6 +34,7 @@ from switchboard.message import (
     parse_name_addr,
     set_param,
     to_tag,
+    uri,
 )
 from switchboard.proxy import SERVER, Proxy, reply_address  # noqa: F401 (SERVER: for app.py)
 from switchboard.ratelimit import RateLimit
@@ -408,7 +408,7 @@ class Engine:
         if problem:
             raise ParseError(problem)
         number, method = req.cseq()
-        ruri = URI(req.uri)
+        ruri = uri(req.uri)
         if method != req.method:
             raise ParseError("CSeq method does not match")
         if "<" in req.uri or ">" in req.uri or (ruri.scheme in ("sip", "sips")

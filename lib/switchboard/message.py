@@ -38,7 +38,7 @@ _MAX_METHOD = const(64)
 _KEPT = 16 if sys.implementation.name == "cpython" else 0
 _HOSTPORTS = {}  # host[:port] -> (host, port)
 _ADDRESSES = {}  # From/To/Contact/Route value -> (display, uri, params)
-_URIS = {}  # URI text -> URI, checked already (only check_request sees these objects)
+_URIS = {}  # URI text -> URI (uri()): shared, so a URI object is never edited
 _NAMES = {}  # a known header name as written ("Via", "i", "CSeq") -> its lower-case full name
 TOKEN_EXTRA = "-.!%*_+`'~"
 
@@ -446,8 +446,8 @@ def check_request(req, top=None):
                     top = None
                 elif item != "*" or name != "contact":
                     # an address: its URI (host, port) and its header parameters
-                    _, uri, params = parse_name_addr(item)
-                    _memo(_URIS, uri, URI)
+                    _, text, params = parse_name_addr(item)
+                    uri(text)
                     check_params(params)
     except ParseError as e:
         return e.reason
@@ -533,10 +533,15 @@ def _parse_name_addr(value):
     return display, uri, params
 
 
+def uri(text):
+    """URI(text), kept by text on CPython (the object is shared: read it, never edit it)."""
+    return _memo(_URIS, text, URI)
+
+
 def address_user(value):
     """The user part of the URI in a From/To/Contact value; "" when there is none or it is bad."""
     try:
-        return URI(parse_name_addr(value)[1]).user
+        return uri(parse_name_addr(value)[1]).user
     except (ParseError, TypeError):
         return ""
 

@@ -35,7 +35,7 @@ router of two stages):
   that stage; a late 2xx from an earlier stage still reaches the caller.
 """
 
-from switchboard.message import URI, ParseError, is_ipv4, parse_name_addr
+from switchboard.message import ParseError, is_ipv4, parse_name_addr, uri
 
 
 class Target:
@@ -145,14 +145,14 @@ class Router:
         """
         routes = req.values("route")
         try:
-            ruri = URI(req.uri)
+            ruri = uri(req.uri)
         except ParseError:
             return answer(400, "Malformed Request-URI")
         if routes and not ruri.user and self.here.is_local(ruri):
             # the previous hop is a strict router: our URI stands in the Request-URI (§16.4)
             try:
                 last = parse_name_addr(routes[-1])[1]
-                ruri = URI(last)
+                ruri = uri(last)
             except ParseError:
                 return answer(400, "Malformed Route")
             req.uri = last
@@ -160,7 +160,7 @@ class Router:
             routes = routes[:-1]
         if routes:
             try:
-                top = URI(parse_name_addr(routes[0])[1])
+                top = uri(parse_name_addr(routes[0])[1])
             except ParseError:
                 return answer(400, "Malformed Route")
             if self.here.is_local(top):
@@ -168,7 +168,7 @@ class Router:
                 routes = routes[1:]
         if routes:
             try:
-                hop = URI(parse_name_addr(routes[0])[1])
+                hop = uri(parse_name_addr(routes[0])[1])
             except ParseError:
                 return answer(400, "Malformed Route")
             dest = self.reach(hop, routes[0])
