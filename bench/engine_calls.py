@@ -3,7 +3,8 @@
     .venv/bin/python bench/engine_calls.py [--calls 1000] [--together 50] [--rounds 5]
                                            [--lib DIR]
 
-Plays answered-and-hung-up calls (INVITE, 180, 200, ACK, BYE, 200; tests/flows.py Phone)
+Plays answered-and-hung-up calls (INVITE, 180, 200, ACK, BYE, 200; tests/flows.py Phone,
+each call with its own From and To tags)
 through one Engine with the dashboard's message ring on (MESSAGE_TRACE's default, as in
 host mode). Calls run `--together` at a time, each message kind for all of them before the
 next, so that what one call's messages leave behind meets the others' (as under SIPp).
@@ -49,15 +50,19 @@ def one_round(engine_class, config_class, trace_class, phone_class, calls, toget
     while done < calls:
         n = min(together, calls - done)
         ids = ["call-%d" % (done + k) for k in range(n)]
-        invites = [alice.invite("1002", call_id) for call_id in ids]
+        # every call its own tags, as real phones and SIPp write them: a call's From and To
+        # values repeat in its own messages only
+        invites = [alice.invite("1002", call_id, from_tag="a" + call_id) for call_id in ids]
         at_bob = [send("INVITE", alice, inv)[-1][0] for inv in invites]
-        for data in at_bob:
-            send("180", bob, bob.answer(data, 180, "Ringing"))
-        oks = [send("200 INVITE", bob, bob.answer(data, 200, "OK", sdp=True))[-1][0]
-               for data in at_bob]
-        for ok in oks:
-            send("ACK", alice, alice.in_dialog("ACK", ok, 1))
-        byes = [send("BYE", alice, alice.in_dialog("BYE", ok, 2))[-1][0] for ok in oks]
+        for data, call_id in zip(at_bob, ids):
+            send("180", bob, bob.answer(data, 180, "Ringing", tag="b" + call_id))
+        oks = [send("200 INVITE", bob, bob.answer(data, 200, "OK", tag="b" + call_id,
+                                                  sdp=True))[-1][0]
+               for data, call_id in zip(at_bob, ids)]
+        for ok, call_id in zip(oks, ids):
+            send("ACK", alice, alice.in_dialog("ACK", ok, 1, from_tag="a" + call_id))
+        byes = [send("BYE", alice, alice.in_dialog("BYE", ok, 2, from_tag="a" + call_id))[-1][0]
+                for ok, call_id in zip(oks, ids)]
         for data in byes:
             send("200 BYE", bob, bob.answer(data, 200, "OK"))
         start = time.perf_counter()

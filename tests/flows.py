@@ -84,11 +84,11 @@ class Phone:
                             cseq, ["Contact: %s" % (contact or self.contact()),
                                    "Expires: %d" % expires])
 
-    def invite(self, callee, call_id, cseq=1):
+    def invite(self, callee, call_id, cseq=1, from_tag=None):
         body = SDP % (self.ip, self.ip, 4000 + int(self.user[-1]) * 2)
         return self.request("INVITE", "sip:%s@%s" % (callee, self.domain),
                             "<sip:%s@%s>" % (callee, self.domain), call_id, cseq,
-                            ["Contact: %s" % self.contact()], body)
+                            ["Contact: %s" % self.contact()], body, from_tag=from_tag)
 
     def cancel(self, invite):
         """CANCEL for an INVITE we sent: same branch, same CSeq number (§9.1)."""

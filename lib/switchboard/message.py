@@ -35,7 +35,7 @@ _MAX_METHOD = const(64)
 # On CPython, the last few results of pure parsing functions, by their input text: a call
 # repeats its addresses in every message, and several parts read one message. A board keeps
 # none: its heap is the harder limit (the 10-minute board load peaked 2.4 KB higher with 4).
-_KEPT = 16 if sys.implementation.name == "cpython" else 0
+_KEPT = 256 if sys.implementation.name == "cpython" else 0
 _HOSTPORTS = {}  # host[:port] -> (host, port)
 _ADDRESSES = {}  # From/To/Contact/Route value -> (display, uri, params)
 _URIS = {}  # URI text -> URI (uri()): shared, so a URI object is never edited
