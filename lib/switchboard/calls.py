@@ -5,7 +5,21 @@ proxy relays and the in-dialog requests that pass through it (Record-Route).
 Finished calls move to a bounded history, newest last.
 """
 
+import sys
+
 from switchboard import sdp
+
+# On a host a call keeps its SDP bodies as they came and sdp.expand() summarises them when
+# the dashboard asks (summarising each answer as it passed cost the relay its time); a
+# board keeps the short sdp.compact() string instead of a body of a few hundred bytes.
+_RAW_SDP = sys.implementation.name == "cpython"
+
+
+def _media(body):
+    """What a call keeps of an SDP body (None: the body is not SDP)."""
+    if _RAW_SDP:
+        return body if body and body.startswith(b"v=") else None
+    return sdp.compact(body)
 
 TRYING = "trying"
 RINGING = "ringing"
@@ -21,7 +35,8 @@ class Call:
     On the board every attribute an instance holds costs heap (the VM keeps them in a hash
     table per instance: 6 attributes take 64 B, 12 take 112 B, 13-16 take 160 B), so the
     fields most calls leave at their start value are class attributes, set on the instance
-    only when they change; the SDP summaries are kept as sdp.compact() strings."""
+    only when they change; the SDP summaries are kept as sdp.compact() strings (on a host,
+    the bodies themselves)."""
 
     status = 0
     answered = None
@@ -89,7 +104,7 @@ class Calls:
         if call_id in self.active or self.full():
             return self.active.get(call_id)
         call = Call(call_id, caller, callee, now)
-        media = sdp.compact(body)
+        media = _media(body)
         if media is not None:
             call.sdp_offer = media
         self.active[call_id] = call
@@ -99,7 +114,7 @@ class Calls:
     def progress(self, call, status, body, now):
         """A response relayed to the caller for the initial INVITE."""
         call.last_seen = now
-        media = sdp.compact(body)
+        media = _media(body)
         if media is not None:
             call.sdp_answer = media
         if status < 200:
@@ -130,7 +145,7 @@ class Calls:
             call.reason = "bye"
             self._finish(call, ENDED, now)
         elif method == "INVITE" and body:
-            media = sdp.compact(body)
+            media = _media(body)
             if media is not None:
                 call.sdp_offer = media
 

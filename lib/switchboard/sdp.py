@@ -18,7 +18,10 @@ def summary(body):
 
 
 def expand(text):
-    """The dict summary() gives, from what compact() gave (None stays None)."""
+    """The dict summary() gives, from what compact() gave (None stays None) or from the
+    SDP body itself (bytes: host mode keeps those)."""
+    if isinstance(text, bytes):
+        text = compact(text)
     if text is None:
         return None
     parts = text.split(" ")
