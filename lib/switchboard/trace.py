@@ -1,10 +1,11 @@
 """A bounded ring of call-message summaries, for the dashboard's ladder diagrams.
 
 Each SIP datagram of a call (CSeq method INVITE, ACK, CANCEL, BYE, PRACK or UPDATE) that
-passes the engine, in or out, is kept as (time ms, inbound, peer "ip:port", first line,
-Call-ID): only the start line and the Call-ID, never a header value or a body, so no
-password, digest response or SDP is ever kept. MESSAGE_TRACE entries at most (0: off, not
-imported); the oldest is overwritten.
+passes the engine, in or out, is kept as (time ms, inbound, peer (ip, port), first line,
+Call-ID), the last two as the bytes they were: only the start line and the Call-ID, never
+a header value or a body, so no password, digest response or SDP is ever kept. They become
+text ("ip:port", str) only when the dashboard reads them: the ring sees every datagram.
+MESSAGE_TRACE entries at most (0: off, not imported); the oldest is overwritten.
 """
 
 CALL_METHODS = (b"INVITE", b"ACK", b"CANCEL", b"BYE", b"PRACK", b"UPDATE")
@@ -13,23 +14,30 @@ MAX_ID = 80  # longest Call-ID kept
 
 
 def summary(data):
-    """(first line, Call-ID) of a call message, or None for anything else."""
-    head_end = data.find(b"\r\n\r\n")
-    head = data if head_end < 0 else data[:head_end]
-    # the usual spellings, found without a loop over the lines
-    i = head.find(b"\r\nCall-ID:")
-    c = head.find(b"\r\nCSeq:")
+    """(first line, Call-ID) of a call message as text, or None for anything else."""
+    return _text(_raw(data))
+
+
+def _raw(data):
+    """(first line, Call-ID) of a call message as bytes, or None for anything else: what the
+    ring keeps (made text only when the dashboard reads it)."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        end = len(data)
+    # the usual spellings, found in the header without a loop over its lines
+    i = data.find(b"\r\nCall-ID:", 0, end)
+    c = data.find(b"\r\nCSeq:", 0, end)
     if i > 0 and c > 0:
-        i += 10
-        c += 7
-        e = head.find(b"\r", i)
-        call_id = head[i:e] if e > 0 else head[i:]
-        e = head.find(b"\r", c)
-        return _summary(head[:head.find(b"\r")], call_id.strip(),
-                        (head[c:e] if e > 0 else head[c:]).split())
+        e = data.find(b"\r", c + 7)
+        cseq = data[c + 7:e].split()
+        if len(cseq) != 2 or cseq[1].upper() not in CALL_METHODS:
+            return None
+        e = data.find(b"\r", i + 10)
+        call_id = data[i + 10:e].strip()
+        return (data[:data.find(b"\r")], call_id) if call_id else None
     call_id = None
     method = None
-    lines = head.split(b"\n")
+    lines = data[:end].split(b"\n")
     for line in lines[1:]:
         colon = line.find(b":")
         if colon <= 0:
@@ -43,22 +51,23 @@ def summary(data):
                 method = parts[1].upper()
         if call_id is not None and method is not None:
             break
-    return _summary(lines[0], call_id, [b"", method] if method else ())
+    if not call_id or method not in CALL_METHODS:
+        return None
+    return lines[0], call_id
 
 
-def _summary(first, call_id, cseq):
-    if len(cseq) != 2 or not call_id:
+def _text(raw):
+    """The ring's (first line, Call-ID) bytes as text, status lines without "SIP/2.0 " and
+    request lines without " SIP/2.0"; None when they are not UTF-8."""
+    if raw is None:
         return None
-    method = cseq[1].upper()
-    if method not in CALL_METHODS:
-        return None
-    first = first.strip()
+    first = raw[0].strip()
     if first.startswith(b"SIP/2.0 "):
         first = first[8:]
     elif first.endswith(b" SIP/2.0"):
         first = first[:-8]
     try:
-        return (first[:MAX_LINE].decode(), call_id[:MAX_ID].decode())
+        return (first[:MAX_LINE].decode(), raw[1][:MAX_ID].decode())
     except UnicodeError:
         return None
 
@@ -70,10 +79,12 @@ class Trace:
         self.next = 0  # where the next entry goes once the ring is full
 
     def add(self, data, peer, inbound, now):
-        got = summary(data)
+        got = _raw(data)
         if got is None:
             return
-        entry = (now, inbound, "%s:%d" % (peer[0], peer[1]), got[0], got[1])
+        # as bytes, made text by messages() and call_ids(); the line cut where a long one is
+        # shown cut anyway (" SIP/2.0" comes off a request line shorter than that)
+        entry = (now, inbound, peer, got[0][:MAX_LINE + 8], got[1][:MAX_ID])
         ring = self.ring
         if len(ring) < self.size:
             ring.append(entry)
@@ -89,19 +100,23 @@ class Trace:
             ring[i] = (e[0] - ms, e[1], e[2], e[3], e[4])
 
     def messages(self, call_id):
-        """The entries of one call, oldest first."""
+        """The entries of one call, oldest first, as (ms, inbound, "ip:port", first line,
+        Call-ID)."""
         n = len(self.ring)
         start = self.next if n == self.size else 0
         out = []
         for i in range(n):
             e = self.ring[(start + i) % n]
-            if e[4] == call_id:
-                out.append(e)
+            text = _text((e[3], e[4]))
+            if text is not None and text[1] == call_id:
+                out.append((e[0], e[1], "%s:%d" % (e[2][0], e[2][1]), text[0], text[1]))
         return out
 
     def call_ids(self):
         """Call-IDs with messages in the ring."""
         seen = {}
         for e in self.ring:
-            seen[e[4]] = True
+            text = _text((e[3], e[4]))
+            if text is not None:
+                seen[text[1]] = True
         return seen

@@ -63,3 +63,15 @@ def test_a_new_clock_epoch_moves_the_times():
     t.add(alice.invite("1002", "e1"), ("10.0.0.11", 5060), True, 5000)
     t.shift_times(3000)
     assert t.messages("e1")[0][0] == 2000
+
+
+def test_long_first_lines_and_call_ids_are_kept_cut():
+    t = Trace(2)
+    alice = Phone("1001", "10.0.0.11")
+    uri = "sip:1002@" + "h" * 300
+    t.add(alice.request("INVITE", uri, "<sip:1002@x>", "c" * 200, 1), ("10.0.0.11", 5060),
+          True, 1)
+    entry = t.ring[0]
+    assert len(entry[3]) <= 104 and len(entry[4]) == 80  # what the ring holds stays small
+    (when, inbound, peer, line, call_id), = t.messages("c" * 80)
+    assert line == ("INVITE " + uri)[:96] and peer == "10.0.0.11:5060"
