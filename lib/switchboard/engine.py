@@ -427,7 +427,9 @@ class Engine:
             hops = hops.strip()
             if not digits(hops) or len(hops) > 10:
                 raise ParseError("Malformed Max-Forwards")
-            req.set("Max-Forwards", str(min(int(hops), 255)))
+            value = str(min(int(hops), 255))
+            if value != hops:  # (most requests: "70" stays; set() rewrites the header list)
+                req.set("Max-Forwards", value)
         return ruri
 
     def _dispatch(self, txn, req, ruri, source, now, out):

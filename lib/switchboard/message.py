@@ -41,6 +41,9 @@ _ADDRESSES = {}  # From/To/Contact/Route value -> (display, uri, params)
 _URIS = {}  # URI text -> URI (uri()): shared, so a URI object is never edited
 _NAMES = {}  # a known header name as written ("Via", "i", "CSeq") -> its lower-case full name
 TOKEN_EXTRA = "-.!%*_+`'~"
+# On CPython, get() answers from a table of each name's first line, made at its first call
+# (a request is read ten times or more); a board scans the list: the table costs heap.
+_INDEX = sys.implementation.name == "cpython"
 
 
 class ParseError(Exception):
@@ -141,10 +144,19 @@ class Message:
         self.reason = ""
         self.headers = []  # private: [lower-case full name, "Name: " as received, value]
         self.body = b""
+        self.first = None  # CPython: name -> its first line, made by get(); None once edited
 
     # header access -------------------------------------------------------
     def get(self, name):
         """The first line's value of a header, or None."""
+        if _INDEX:
+            first = self.first
+            if first is None:
+                first = self.first = {}
+                for h in reversed(self.headers):
+                    first[h[0]] = h
+            h = first.get(name)
+            return None if h is None else h[2]
         for h in self.headers:
             if h[0] == name:
                 return h[2]
@@ -168,6 +180,7 @@ class Message:
     def add(self, name, value, first=False):
         """Add a header line; first=True puts it above the lines of the same name (or on top)."""
         entry = [name.lower(), name + ": ", value]
+        self.first = None
         if first:
             # before the first header of the same name, or at the very top
             for i, h in enumerate(self.headers):
@@ -191,6 +204,7 @@ class Message:
                 h[2] = value
             kept.append(h)
         self.headers = kept
+        self.first = None
         if not found:
             self.add(name, value)
 
@@ -198,6 +212,7 @@ class Message:
         """Drop every line of header name (lower case); unless(value) True keeps a line."""
         self.headers = [h for h in self.headers
                         if h[0] != name or (unless is not None and unless(h[2]))]
+        self.first = None
 
     def set_first_value(self, name, value):
         """Replace (value) or remove (None) the first value of a list header."""
@@ -212,6 +227,7 @@ class Message:
                     h[2] = ", ".join(parts)
                 else:
                     del self.headers[i]
+                    self.first = None
                 return
 
     def first_value(self, name):
@@ -270,6 +286,7 @@ class Message:
                 h[2] = split_commas(h[2])[0] if split_commas(h[2]) else h[2]
             kept.append(h)
         self.headers = kept
+        self.first = None
 
     def via_count(self):
         """How many Via values the message carries."""
@@ -290,6 +307,7 @@ class Message:
                     h[2] = ", ".join(parts)
                 else:
                     del self.headers[i]
+                    self.first = None
                 return
 
     def response(self, status, reason, headers=(), tag=None, server=None):

@@ -1234,3 +1234,32 @@ def test_response_copies_the_dialog_headers_and_tags_to():
     assert m.response(100, "Trying", (), "t1").get("to") == '"Bob" <sip:1002@10.0.0.1>'
     tagged = parse(request(*[h if not h.startswith("To:") else h + ";tag=x" for h in BASIC]))
     assert tagged.response(200, "OK", (), "t2").get("to").endswith(";tag=x")
+
+
+def test_get_follows_every_edit_of_the_header_list():
+    m = parse(b"INVITE sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\n"
+              b"Route: <sip:r1;lr>\r\nMax-Forwards: 70\r\nFrom: <sip:a@x>;tag=1\r\n"
+              b"To: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n")
+    assert m.get("max-forwards") == "70"  # (on CPython: the table of first lines is made)
+    m.set("Max-Forwards", "69")
+    assert m.get("max-forwards") == "69"
+    m.add("Record-Route", "<sip:p;lr>", first=True)
+    assert m.get("record-route") == "<sip:p;lr>"
+    m.push_via("SIP/2.0/UDP p;branch=z9hG4bK2")
+    assert m.get("via") == "SIP/2.0/UDP p;branch=z9hG4bK2"
+    m.pop_via()
+    assert m.get("via") == "SIP/2.0/UDP a;branch=z9hG4bK1"
+    m.set_first_value("route", None)
+    assert m.get("route") is None
+    m.add("Route", "<sip:r2;lr>")
+    m.drop_last_route()
+    assert m.get("route") is None
+    m.remove("record-route")
+    assert m.get("record-route") is None
+    m.add("Via", "SIP/2.0/UDP q;branch=z9hG4bK3")
+    m.keep_top_via_only()
+    assert m.values("via") == ["SIP/2.0/UDP a;branch=z9hG4bK1"]
+    c = m.copy()
+    c.set("Call-ID", "d")
+    assert (m.get("call-id"), c.get("call-id")) == ("c", "d")
+    assert m.response(200, "OK", [("Contact", "<sip:b@y>")]).get("contact") == "<sip:b@y>"
