@@ -15,8 +15,6 @@ every _TICK ms: each run looks at every transaction in progress, and SIP's timer
 T1 = 500 ms. The board's dashboard and watchdog keep their turn every step.
 """
 
-import sys
-
 from switchboard.engine import Engine
 from switchboard.udp import UDPEndpoint
 
@@ -31,10 +29,6 @@ MEMORY = 4096  # INVITE/REGISTER branches remembered (fewer when MAX_TRANSACTION
 _TICK = const(10)  # ms between timer runs at most (a run scans every active transaction)
 _FAULT_LOG_MS = const(10000)  # at most one console line per this many ms about failures in the loop
 PASS, SHED, ABSORB = 0, 1, 2  # overload.py's verdicts (imported only with OVERLOAD = 1)
-# On a host, what a step's burst answers goes out together after it: a peer waiting in
-# poll() is woken once for them rather than once a datagram (bench/host_load.py: less CPU
-# in both). A board sends each answer at once: holding a burst's would raise its heap peak.
-_HOLD = sys.implementation.name == "cpython"
 DUPLICATE = -1  # the loop's own verdict beside those and overload.DROP
 COUNTERS = ("shed", "shed_absorbed", "overloads", "queued_duplicates")  # added to the engine's
 
@@ -97,7 +91,11 @@ class App:
         send = self.sip.send
         queue = self.queue
         self.drain(now)
-        held = [] if _HOLD else None
+        # On a host (where const is int: a board has micropython's), what the burst answers
+        # goes out together after it: a peer waiting in poll() is woken once for them rather
+        # than once a datagram (bench/host_load.py: less CPU in both). A board sends each
+        # answer at once: holding a burst's would raise its heap peak.
+        held = [] if const is int else None
         end = min(len(queue), self.head + BURST)
         while self.head < end:
             item = queue[self.head]

@@ -5,21 +5,14 @@ proxy relays and the in-dialog requests that pass through it (Record-Route).
 Finished calls move to a bounded history, newest last.
 """
 
-import sys
-
 from switchboard import sdp
+from switchboard.message import _KEPT
 
-# On a host a call keeps its SDP bodies as they came and sdp.expand() summarises them when
-# the dashboard asks (summarising each answer as it passed cost the relay its time); a
-# board keeps the short sdp.compact() string instead of a body of a few hundred bytes.
-_RAW_SDP = sys.implementation.name == "cpython"
-
-
-def _media(body):
-    """What a call keeps of an SDP body (None: the body is not SDP)."""
-    if _RAW_SDP:
-        return body if body and body.startswith(b"v=") else None
-    return sdp.compact(body)
+# What a call keeps of an SDP body (media = ... below): on a host (_KEPT is not 0 only on
+# CPython) the body as it came, which sdp.expand() summarises when the dashboard asks
+# (summarising each answer as it passed cost the relay its time); on a board the short
+# sdp.compact() string instead of a body of a few hundred bytes. No new name for it: on a
+# board each one costs heap, and the imports sit at the edge of the next interned-name step.
 
 TRYING = "trying"
 RINGING = "ringing"
@@ -104,7 +97,7 @@ class Calls:
         if call_id in self.active or self.full():
             return self.active.get(call_id)
         call = Call(call_id, caller, callee, now)
-        media = _media(body)
+        media = body if _KEPT and body[:2] == b"v=" else sdp.compact(body)
         if media is not None:
             call.sdp_offer = media
         self.active[call_id] = call
@@ -114,7 +107,7 @@ class Calls:
     def progress(self, call, status, body, now):
         """A response relayed to the caller for the initial INVITE."""
         call.last_seen = now
-        media = _media(body)
+        media = body if _KEPT and body[:2] == b"v=" else sdp.compact(body)
         if media is not None:
             call.sdp_answer = media
         if status < 200:
@@ -145,7 +138,7 @@ class Calls:
             call.reason = "bye"
             self._finish(call, ENDED, now)
         elif method == "INVITE" and body:
-            media = _media(body)
+            media = body if _KEPT and body[:2] == b"v=" else sdp.compact(body)
             if media is not None:
                 call.sdp_offer = media
 

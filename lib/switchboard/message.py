@@ -41,9 +41,6 @@ _ADDRESSES = {}  # From/To/Contact/Route value -> (display, uri, params)
 _URIS = {}  # URI text -> URI (uri()): shared, so a URI object is never edited
 _NAMES = {}  # a known header name as written ("Via", "i", "CSeq") -> its lower-case full name
 TOKEN_EXTRA = "-.!%*_+`'~"
-# On CPython, get() answers from a table of each name's first line, made at its first call
-# (a request is read ten times or more); a board scans the list: the table costs heap.
-_INDEX = sys.implementation.name == "cpython"
 
 
 class ParseError(Exception):
@@ -144,12 +141,17 @@ class Message:
         self.reason = ""
         self.headers = []  # private: [lower-case full name, "Name: " as received, value]
         self.body = b""
-        self.first = None  # CPython: name -> its first line, made by get(); None once edited
+
+    # On CPython (where _KEPT is not 0), get() answers from a table of each name's first line,
+    # made at its first call (a request is read ten times or more) and dropped by each edit
+    # that adds or removes a line. A board scans the list: the table would cost heap (and a
+    # class attribute, not one per instance, keeps None there).
+    first = None
 
     # header access -------------------------------------------------------
     def get(self, name):
         """The first line's value of a header, or None."""
-        if _INDEX:
+        if _KEPT:
             first = self.first
             if first is None:
                 first = self.first = {}
@@ -180,7 +182,8 @@ class Message:
     def add(self, name, value, first=False):
         """Add a header line; first=True puts it above the lines of the same name (or on top)."""
         entry = [name.lower(), name + ": ", value]
-        self.first = None
+        if self.first is not None:
+            self.first = None
         if first:
             # before the first header of the same name, or at the very top
             for i, h in enumerate(self.headers):
@@ -204,7 +207,8 @@ class Message:
                 h[2] = value
             kept.append(h)
         self.headers = kept
-        self.first = None
+        if self.first is not None:
+            self.first = None
         if not found:
             self.add(name, value)
 
@@ -212,7 +216,8 @@ class Message:
         """Drop every line of header name (lower case); unless(value) True keeps a line."""
         self.headers = [h for h in self.headers
                         if h[0] != name or (unless is not None and unless(h[2]))]
-        self.first = None
+        if self.first is not None:
+            self.first = None
 
     def set_first_value(self, name, value):
         """Replace (value) or remove (None) the first value of a list header."""
@@ -227,7 +232,8 @@ class Message:
                     h[2] = ", ".join(parts)
                 else:
                     del self.headers[i]
-                    self.first = None
+                    if self.first is not None:
+                        self.first = None
                 return
 
     def first_value(self, name):
@@ -286,7 +292,8 @@ class Message:
                 h[2] = split_commas(h[2])[0] if split_commas(h[2]) else h[2]
             kept.append(h)
         self.headers = kept
-        self.first = None
+        if self.first is not None:
+            self.first = None
 
     def via_count(self):
         """How many Via values the message carries."""
@@ -307,7 +314,8 @@ class Message:
                     h[2] = ", ".join(parts)
                 else:
                     del self.headers[i]
-                    self.first = None
+                    if self.first is not None:
+                        self.first = None
                 return
 
     def response(self, status, reason, headers=(), tag=None, server=None):
