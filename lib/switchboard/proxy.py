@@ -17,7 +17,16 @@ point (Engine.receive or Engine.tick) returns.
 """
 
 from switchboard import VERSION
-from switchboard.message import URI, ParseError, address_user, fnv, is_ipv4, to_tag
+from switchboard.message import (
+    URI,
+    ParseError,
+    address_user,
+    fnv,
+    is_ipv4,
+    param,
+    parse_name_addr,
+    to_tag,
+)
 from switchboard.transaction import (
     ACK,
     ANSWER,
@@ -177,7 +186,8 @@ class Proxy:
     def request(self, txn, req, now, out):
         """Route and forward a new request that is not for the registrar or for us."""
         method = req.method
-        in_dialog = to_tag(req) is not None
+        tag = to_tag(req)
+        in_dialog = tag is not None
         caller = address_user(req.get("from"))
         decision = self.router.route(req, now, caller)
         ctx = Context(txn, req)
@@ -202,7 +212,7 @@ class Proxy:
         if ctx.hops <= 0:
             self.answer(out, req, 483, "Too Many Hops", (), txn, now=now)
             return
-        ctx.prefix = "z9hG4bK" + self.loop_hash(req)
+        ctx.prefix = "z9hG4bK" + self.loop_hash(req, tag)
         if self._looped(req, ctx.prefix):
             self.answer(out, req, 482, "Loop Detected", (), txn, now=now)
             return
@@ -263,11 +273,13 @@ class Proxy:
             if ctx not in self.staged:
                 self.staged.append(ctx)
 
-    def loop_hash(self, req):
-        """Hash of what a loop would repeat (§16.6 step 8): URI, tags, Call-ID, CSeq, Route."""
+    def loop_hash(self, req, tag):
+        """Hash of what a loop would repeat (§16.6 step 8): Request-URI, From and To tags,
+        Call-ID, CSeq number, and the Route set (a spiral through us changes it). tag: the
+        request's To tag (None outside a dialog)."""
         return fnv("%s|%s|%s|%s|%s|%s" % (
-            req.uri, req.get("from"), req.get("to"), req.get("call-id"),
-            req.get("cseq").split()[0], ",".join(req.values("route"))))
+            req.uri, param(parse_name_addr(req.get("from"))[2], "tag"), tag,
+            req.get("call-id"), req.get("cseq").split()[0], ",".join(req.values("route"))))
 
     def _looped(self, req, prefix):
         sent_by = self.here.sent_by
