@@ -848,6 +848,7 @@ def _parse_head(text):
     bad_start = _parse_start(msg, lines[i].rstrip("\r"))
     headers = msg.headers
     names = _NAMES
+    many = len(lines) - i > _MAX_HEADERS  # (fewer lines cannot hold too many headers)
     for line in lines[i + 1:]:
         line = line.rstrip("\r")
         if not line:
@@ -870,7 +871,7 @@ def _parse_head(text):
                 _remember(names, raw, lname, 3 * _KEPT)
             elif not is_token(name):
                 raise ParseError("Malformed header name", msg)
-        if len(headers) >= _MAX_HEADERS:
+        if many and len(headers) >= _MAX_HEADERS:
             raise ParseError("Too many headers", msg)
         value = line[colon + 1:].lstrip(" \t")
         headers.append([lname, line[:len(line) - len(value)], value.rstrip()])
