@@ -21,9 +21,7 @@ response always reach the engine. Sans-I/O: bytes and integer ms in, bytes out.
 
 SHED_TAG = b"sbov"  # To tag prefix of our 503s: their ACKs are absorbed here, not relayed
 RETRY_AFTER = 5  # seconds (RFC 3261 §21.5.4); phones retry then, or fail over elsewhere
-HIGH_MS = 100  # more is shed while the oldest waiting datagram stays this old for STEP_MS...
-# (50 shed calls at 750/s in host mode, under capacity, after a stall of the shared machine:
-# a queue of 100 ms is still a fifth of SIP's 500 ms T1; bench/host_load.py, performance.md 4.7)
+HIGH_MS = 50  # more is shed while the oldest waiting datagram stays this old for STEP_MS...
 LOW_MS = 10  # ...less once it was this young (the queue emptied) at some point in STEP_MS
 HIGH_DEPTH = 2048  # ...and more while this many datagrams wait
 STEP_MS = 50  # how often the share of new work shed moves (100 let admitted calls queue past
