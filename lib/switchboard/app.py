@@ -90,12 +90,12 @@ class App:
         engine = self.engine
         send = self.sip.send
         queue = self.queue
-        self.drain(now)
-        # On a host (where const is int: a board has micropython's), what the burst answers
-        # goes out together after it: a peer waiting in poll() is woken once for them rather
-        # than once a datagram (bench/host_load.py: less CPU in both). A board sends each
-        # answer at once: holding a burst's would raise its heap peak.
+        # On a host (where const is int: a board has micropython's), the 503s of the drain
+        # and what the burst answers go out together after the burst: a peer waiting in
+        # poll() is woken once for them rather than once a datagram (bench/host_load.py: less
+        # CPU in both). A board sends each answer at once: holding them would raise its peak.
         held = [] if const is int else None
+        self.drain(now, held)
         end = min(len(queue), self.head + BURST)
         while self.head < end:
             item = queue[self.head]
@@ -137,9 +137,10 @@ class App:
             return 0
         return max(engine.next_due(now), self.ticked + _TICK - now)
 
-    def drain(self, now):
+    def drain(self, now, out=None):
         """Read every waiting datagram (up to _QUEUE queued) and stamp it with now; while the
-        loop is behind, answer new requests with 503 at once instead of queueing them."""
+        loop is behind, answer new requests with 503 at once instead of queueing them (sent
+        now, or added to out as (bytes, address) when step() holds its answers)."""
         queue = self.queue
         ov = self.overload
         engine = self.engine
@@ -175,7 +176,10 @@ class App:
                     counters["shed"] += 1
                     counters["answered_5xx"] += 1
                     counters["sent"] += 1
-                    self.sip.send(ov.answer, ov.reply_to)
+                    if out is not None:
+                        out.append((ov.answer, ov.reply_to))
+                    else:
+                        self.sip.send(ov.answer, ov.reply_to)
                 elif verdict == ABSORB:
                     counters["shed_absorbed"] += 1
                 else:
