@@ -28,12 +28,12 @@ def _raw(data):
     i = data.find(b"\r\nCall-ID:", 0, end)
     c = data.find(b"\r\nCSeq:", 0, end)
     if i > 0 and c > 0:
-        e = data.find(b"\r", c + 7)
-        cseq = data[c + 7:e].split()
+        e = data.find(b"\r", c + 7)  # (-1: the line ends the datagram)
+        cseq = data[c + 7:e if e > 0 else end].split()
         if len(cseq) != 2 or cseq[1].upper() not in CALL_METHODS:
             return None
         e = data.find(b"\r", i + 10)
-        call_id = data[i + 10:e].strip()
+        call_id = data[i + 10:e if e > 0 else end].strip()
         return (data[:data.find(b"\r")], call_id) if call_id else None
     call_id = None
     method = None

@@ -75,3 +75,9 @@ def test_long_first_lines_and_call_ids_are_kept_cut():
     assert len(entry[3]) <= 104 and len(entry[4]) == 80  # what the ring holds stays small
     (when, inbound, peer, line, call_id), = t.messages("c" * 80)
     assert line == ("INVITE " + uri)[:96] and peer == "10.0.0.11:5060"
+
+
+def test_a_call_id_or_cseq_line_that_ends_the_datagram_is_read_whole():
+    for data in (b"INVITE sip:b@x SIP/2.0\r\nCSeq: 1 INVITE\r\nCall-ID: abc",
+                 b"INVITE sip:b@x SIP/2.0\r\nCall-ID: abc\r\nCSeq: 1 INVITE"):
+        assert summary(data) == ("INVITE sip:b@x", "abc")
