@@ -30,6 +30,8 @@ MEMORY = 256  # INVITE branches remembered to tell a retransmission from a new I
 
 _NAMES = {b"via": 0, b"v": 0, b"from": 1, b"f": 1, b"to": 2, b"t": 2, b"call-id": 3, b"i": 3,
           b"cseq": 4}
+_RAW = {}  # header names as written -> their _NAMES slot (-1: not one of the five)...
+_RAW_MAX = 64  # ...for at most this many spellings (the rest are lower-cased each time)
 _OUR_TAG = b"tag=" + SHED_TAG
 _REMEMBER = (b"INVITE", b"REGISTER")  # new work whose retransmissions must not get a 503
 
@@ -60,29 +62,36 @@ def scan(data):
     vias = []
     found = [vias, None, None, None, None]
     last = -1
+    names = _RAW
     for i in range(1, len(lines)):
         line = lines[i]
-        if line[-1:] == b"\r":
-            line = line[:-1]
-        if not line:
+        if not line or line == b"\r":
             continue
         if line[0] in (32, 9):  # a folded continuation of the previous header
             if last == 0:
                 vias[-1] = vias[-1] + b" " + line.strip()
-            elif last > 0 and found[last] is not None:
+            elif last > 0:
                 found[last] = found[last] + b" " + line.strip()
             continue
         colon = line.find(b":")
         if colon <= 0:
             last = -1
             continue
-        slot = _NAMES.get(line[:colon].strip().lower(), -1)
+        raw = line[:colon]
+        slot = names.get(raw)
+        if slot is None:
+            slot = _NAMES.get(raw.strip().lower(), -1)
+            if len(names) < _RAW_MAX:
+                names[raw] = slot
         last = slot
+        if slot < 0:
+            continue
+        value = line[colon + 1:].strip()
         if slot == 0:
-            vias.append(line[colon + 1:].strip())
-        elif slot > 0 and found[slot] is None:
-            found[slot] = line[colon + 1:].strip()
-        elif slot > 0:
+            vias.append(value)
+        elif found[slot] is None:
+            found[slot] = value
+        else:
             last = -1  # a second From/To/...: keep the first
     if not vias or not vias[0] or None in found:
         return None
@@ -124,49 +133,53 @@ def quick_branch(data):
 def reply_address(via, source):
     """Where a stateless answer goes (RFC 3261 §18.2.2, RFC 3581): the source address, and
     the source port only when the top Via asked for rport, else its sent-by port (5060)."""
-    top = via.split(b",", 1)[0]
-    params = top.split(b";")
-    for p in params[1:]:
-        if p.strip().lower().split(b"=", 1)[0] == b"rport":
-            return source
-    sent_by = params[0].strip().split()
-    port = 5060
-    if len(sent_by) >= 2:
-        hostport = sent_by[-1]
-        colon = hostport.rfind(b":")
-        if colon > 0 and hostport.rfind(b"]") < colon and hostport[colon + 1:].isdigit():
-            port = int(hostport[colon + 1:])
-            if not 0 < port < 65536:
-                port = 5060
-    return (source[0], port)
+    return stamp_via(via, source)[1]
 
 
 def stamp_via(via, source):
-    """The top Via value with received= and, when asked for, rport= filled in (§18.2.1,
-    RFC 3581); returned unchanged when it holds a quoted string."""
+    """(the top Via value with received= and, when asked for, rport= filled in (§18.2.1,
+    RFC 3581), reply_address()); the value comes back unchanged when it holds a quoted
+    string. One reading of the top Via's parameters serves both."""
     comma = via.find(b",")
     first = via if comma < 0 else via[:comma]
-    if b'"' in first:
-        return via
     params = first.rstrip().split(b";")
     out = [params[0]]
+    rport = False
     for p in params[1:]:
-        name = p.strip().lower().split(b"=", 1)[0]
+        name = p.split(b"=", 1)[0].strip().lower()
         if name == b"received":
             continue
         if name == b"rport":
+            rport = True
             p = b"rport=%d" % source[1]
         out.append(p)
+    if rport:
+        dest = source
+    else:
+        port = 5060
+        sent_by = params[0].split()
+        if len(sent_by) >= 2:
+            hostport = sent_by[-1]
+            colon = hostport.rfind(b":")
+            if colon > 0 and hostport.rfind(b"]") < colon and hostport[colon + 1:].isdigit():
+                port = int(hostport[colon + 1:])
+                if not 0 < port < 65536:
+                    port = 5060
+        dest = (source[0], port)
+    if b'"' in first:
+        return via, dest
     out.append(b"received=" + source[0].encode())
-    return b";".join(out) + (b"" if comma < 0 else via[comma:])
+    return b";".join(out) + (b"" if comma < 0 else via[comma:]), dest
 
 
-def answer_503(fields, source, retry_after=RETRY_AFTER, server=b""):
-    """A 503 Service Unavailable with Retry-After for the request fields came from."""
+def answer_503(fields, source, retry_after=RETRY_AFTER, server=b"", tagged=None):
+    """(a 503 Service Unavailable with Retry-After for the request fields came from, where it
+    goes). tagged: whether the To value has a tag, when the caller already looked."""
     vias, from_, to, call_id, cseq = fields
-    if tag(to) is None:
+    if not (tag(to) is not None if tagged is None else tagged):
         to = to + b";tag=" + SHED_TAG + b"%06x" % (hash(call_id) & 0xFFFFFF)
-    parts = [b"SIP/2.0 503 Service Unavailable\r\nVia: ", stamp_via(vias[0], source)]
+    top, dest = stamp_via(vias[0], source)
+    parts = [b"SIP/2.0 503 Service Unavailable\r\nVia: ", top]
     for v in vias[1:]:
         parts.append(b"\r\nVia: ")
         parts.append(v)
@@ -175,7 +188,7 @@ def answer_503(fields, source, retry_after=RETRY_AFTER, server=b""):
     if server:
         parts.append(b"Server: " + server + b"\r\n")
     parts.append(b"Content-Length: 0\r\n\r\n")
-    return b"".join(parts)
+    return b"".join(parts), dest
 
 
 # what Overload.admit() says about one datagram
@@ -296,6 +309,6 @@ class Overload:
             if b:
                 self.remember(b)
             return PASS
-        self.answer = answer_503(fields, source, self.retry_after, self.server)
-        self.reply_to = reply_address(fields[0][0], source)
+        self.answer, self.reply_to = answer_503(fields, source, self.retry_after, self.server,
+                                                False)
         return SHED

@@ -62,6 +62,9 @@ def test_tag_and_branch():
     assert overload.tag(b"sip:1002@h;tag=abc") == b"abc"
     assert overload.branch(b"SIP/2.0/UDP a:1;rport;Branch=z9hG4bKq;x") == b"z9hg4bkq"
     assert overload.branch(b"SIP/2.0/UDP a:1;rport") is None
+    assert overload.branch(b"SIP/2.0/UDP a:1;rport, SIP/2.0/UDP b;branch=z9hG4bK2") is None
+    assert overload.branch(b"SIP/2.0/UDP a;branch=z9hG4bKA ;x") == b"z9hg4bka"
+    assert overload.branch(b"SIP/2.0/UDP a;branch=z9hG4bKB,SIP/2.0/UDP b") == b"z9hg4bkb"
     assert overload.branch(b"SIP/2.0/UDP a:1;branch=z9hG4bK1, SIP/2.0/UDP b;branch=z9hG4bK2") \
         == b"z9hg4bk1"
     invite = Phone("1001", "10.0.0.11").invite("1002", "c1")  # one search finds the same
@@ -72,7 +75,8 @@ def test_tag_and_branch():
 def test_503_is_a_response_the_parser_accepts_with_the_request_headers():
     invite = ALICE.invite("1002", "c1")
     fields = overload.scan(invite)
-    data = overload.answer_503(fields, ("192.0.2.7", 40000), 7, b"Switchboard/x")
+    data, dest = overload.answer_503(fields, ("192.0.2.7", 40000), 7, b"Switchboard/x")
+    assert dest == ("192.0.2.7", 40000)  # the INVITE's Via asked for rport
     r = parse(data)
     req = parse(invite)
     assert (r.status, r.reason) == (503, "Service Unavailable")
@@ -87,10 +91,15 @@ def test_503_is_a_response_the_parser_accepts_with_the_request_headers():
     tag = to_tag(r)
     assert tag.startswith("sbov") and r.get("to").startswith(req.get("to"))
     # a retransmission gets the same tag; another call another one
-    assert overload.answer_503(overload.scan(invite), SOURCE) \
+    assert overload.answer_503(overload.scan(invite), SOURCE)[0] \
         .count(b";tag=" + tag.encode()) == 1
-    other = overload.answer_503(overload.scan(ALICE.invite("1002", "c2")), SOURCE)
+    other = overload.answer_503(overload.scan(ALICE.invite("1002", "c2")), SOURCE)[0]
     assert to_tag(parse(other)) != tag
+    # a caller that already read the To value says whether it has a tag
+    assert overload.answer_503(fields, SOURCE, tagged=False) == overload.answer_503(fields,
+                                                                                    SOURCE)
+    tagged = overload.answer_503(fields, SOURCE, tagged=True)[0]
+    assert b";tag=sbov" not in tagged and parse(tagged).get("to") == req.get("to")
 
 
 def test_503_keeps_every_via_in_order_and_an_existing_to_tag():
@@ -98,7 +107,9 @@ def test_503_keeps_every_via_in_order_and_an_existing_to_tag():
                b"\r\nv: SIP/2.0/UDP b:2;branch=z9hG4bKy,SIP/2.0/UDP c;branch=z9hG4bKz\r\n"
                b"f: <sip:a@h>;tag=9\r\nt: <sip:a@h>;tag=old\r\ni: abc\r\nCSeq: 2 REGISTER\r\n"
                b"\r\n")
-    r = parse(overload.answer_503(overload.scan(compact), ("10.1.1.1", 5062)))
+    data, dest = overload.answer_503(overload.scan(compact), ("10.1.1.1", 5062))
+    assert dest == ("10.1.1.1", 1)  # no rport: the top Via's sent-by port
+    r = parse(data)
     vias = r.values("via")
     assert [Via(v).branch() for v in vias] == ["z9hG4bKx", "z9hG4bKy", "z9hG4bKz"]
     assert Via(vias[0]).param("received") == "10.1.1.1"  # replaced, not repeated
@@ -116,6 +127,16 @@ def test_reply_address_follows_rport_else_the_sent_by_port():
         == ("9.9.9.9", 5071)
     assert overload.reply_address(b"SIP/2.0/UDP a:99999;branch=z9hG4bK1", ("9.9.9.9", 1)) \
         == ("9.9.9.9", 5060)
+    assert overload.reply_address(b'SIP/2.0/UDP a:5072;x="q;r";RPORT', SOURCE) == SOURCE
+    # the same reading stamps the Via (received=, rport= filled in; a quoted value untouched)
+    assert overload.stamp_via(b"SIP/2.0/UDP a:5070 ; branch=z9hG4bK1;received=1.1.1.1, "
+                              b"SIP/2.0/UDP b", ("9.9.9.9", 7)) \
+        == (b"SIP/2.0/UDP a:5070 ; branch=z9hG4bK1;received=9.9.9.9, SIP/2.0/UDP b",
+            ("9.9.9.9", 5070))
+    assert overload.stamp_via(b"SIP/2.0/UDP a;Rport", ("9.9.9.9", 7)) \
+        == (b"SIP/2.0/UDP a;rport=7;received=9.9.9.9", ("9.9.9.9", 7))
+    quoted = b'SIP/2.0/UDP a;x="1;2"'
+    assert overload.stamp_via(quoted, ("9.9.9.9", 7)) == (quoted, ("9.9.9.9", 5060))
 
 
 def test_share_follows_the_standing_queue_not_a_spike():
