@@ -1,6 +1,7 @@
 """Machine instructions per call through the sans-I/O engine, counted by valgrind.
 
     .venv/bin/python bench/engine_instructions.py [--lib DIR ...] [--calls 600] [--base 100]
+                                                  [--refused]
 
 Needs valgrind (Debian: apt-get install valgrind); the tests do not.
 
@@ -13,6 +14,11 @@ start-up and imports cancel out. The count includes the test phones that build t
 messages (the same for every lib). PYTHONHASHSEED is fixed; the cyclic collector is off.
 Compare libs in one run (--lib once for each checkout, e.g. a git worktree of an older
 commit); an instruction is not a fixed time, so this ranks changes, it does not time them.
+
+--refused counts refusing instead: Overload.admit() on a refused call's INVITE and on the
+ACK to its 503, as bench/overload_cost.py's second figure (no sockets); --calls and --base
+are then numbers of refused calls (the datagrams are written by the bench, the same for
+every lib).
 """
 
 import argparse
@@ -25,10 +31,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
-def child(lib, calls):
+def child(lib, calls, refused):
     sys.path[:0] = [lib, os.path.join(ROOT, "tests"), HERE]
     import gc
 
+    if refused:
+        import overload_cost
+
+        from switchboard.overload import Overload
+
+        gc.disable()
+        overload_cost.admit_only(Overload, calls)
+        return
     import engine_calls
     from flows import Phone
 
@@ -40,11 +54,12 @@ def child(lib, calls):
     engine_calls.one_round(Engine, Config, Trace, Phone, calls, 50)
 
 
-def refs(lib, calls):
+def refs(lib, calls, refused):
     env = dict(os.environ, PYTHONHASHSEED="0")
     run = subprocess.run(
         ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-         sys.executable, os.path.abspath(__file__), "--child", lib, "--calls", str(calls)],
+         sys.executable, os.path.abspath(__file__), "--child", lib, "--calls", str(calls)]
+        + (["--refused"] if refused else []),
         env=env, capture_output=True, text=True, check=False)
     found = re.search(r"I\s+refs:\s+([\d,]+)", run.stderr)
     if run.returncode or not found:
@@ -57,22 +72,26 @@ def main():
     parser.add_argument("--lib", action="append", help="a checkout's lib/ (default: this one)")
     parser.add_argument("--calls", type=int, default=600)
     parser.add_argument("--base", type=int, default=100)
+    parser.add_argument("--refused", action="store_true",
+                        help="count Overload.admit() on refused calls instead of calls")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.calls)
+        child(args.child, args.calls, args.refused)
         return
     import benchlib as bl
 
+    what = "refused calls (Overload.admit)" if args.refused else "calls"
     bl.print_machine("bench/engine_instructions.py", [
-        "calls: %d less %d, 50 at a time; valgrind cachegrind, PYTHONHASHSEED=0"
-        % (args.calls, args.base)])
+        "%s: %d less %d; valgrind cachegrind, PYTHONHASHSEED=0" % (what, args.calls, args.base)])
     rows = []
     for lib in args.lib or [os.path.join(ROOT, "lib")]:
         lib = os.path.abspath(lib)
-        per_call = (refs(lib, args.calls) - refs(lib, args.base)) // (args.calls - args.base)
+        per_call = ((refs(lib, args.calls, args.refused) - refs(lib, args.base, args.refused))
+                    // (args.calls - args.base))
         rows.append([lib, "{:,}".format(per_call)])
-    print(bl.table(rows, ["lib", "instructions per call"]))
+    print(bl.table(rows, ["lib", "instructions per %s" % ("refused call" if args.refused
+                                                          else "call")]))
 
 
 if __name__ == "__main__":
