@@ -57,10 +57,12 @@ class Clock:
 
 
 def shed_everything(ov):
-    """Every new request is refused from now on: the share at 100%, which no lag moves."""
+    """Every new request is refused from now on: the share at 100%, which no lag moves,
+    also while the queue is empty (host_load.py's steps refuse with datagrams waiting)."""
     ov.share = 100
     ov.shedding = True
     ov.low = -1  # (a lag is never below this: the share never falls)
+    ov.free = 0
 
 
 def one_round(app, client, port, calls, chunk, first):

@@ -27,6 +27,7 @@ HIGH_DEPTH = 2048  # ...and more while this many datagrams wait
 STEP_MS = 50  # how often the share of new work shed moves (100 let admitted calls queue past
 # their 500 ms retransmission at 4x: bench/host_load.py, docs/performance.md section 4)
 MEMORY = 256  # INVITE branches remembered to tell a retransmission from a new INVITE
+FREE = 4  # while shedding, new work still goes through while fewer datagrams than this wait
 
 _NAMES = {b"via": 0, b"v": 0, b"from": 1, b"f": 1, b"to": 2, b"t": 2, b"call-id": 3, b"i": 3,
           b"cseq": 4}
@@ -209,15 +210,22 @@ class Overload:
     `high` ms or more (or `depth` datagrams waited throughout), to everything at four
     times `high`; it falls by a quarter when the least lag was `low` or less (the loop had
     time to spare), and holds in between. Shedding all or nothing would swing between
-    admitting everyone and no one; a share that settles keeps calls flowing."""
+    admitting everyone and no one; a share that settles keeps calls flowing.
+
+    The share lags behind the load: a call let through brings its answers, ACK and BYE
+    later. When it is too high the queue runs dry and the loop would idle while new calls
+    get 503s; so whatever the share, a new request goes through while fewer than `free`
+    datagrams wait (the depth given to the last update()): refusing costs a call only when
+    the loop has work for it."""
 
     def __init__(self, high=HIGH_MS, low=LOW_MS, depth=HIGH_DEPTH, memory=MEMORY,
-                 retry_after=RETRY_AFTER, server=b""):
+                 retry_after=RETRY_AFTER, server=b"", free=FREE):
         self.high = high
         self.low = low
         self.depth = depth
         self.retry_after = retry_after
         self.server = server
+        self.free = free
         self.share = 0  # percent of new requests answered 503
         self.shedding = False  # share > 0
         self.credit = 0  # spreads the share evenly over requests
@@ -305,7 +313,7 @@ class Overload:
         b = branch(fields[0][0]) if m in _REMEMBER else None
         if b is not None and b in self.seen:
             return ABSORB  # a retransmission of one let through: the engine answers that one
-        if not self._shed_next():
+        if self.waiting < self.free or not self._shed_next():
             if b:
                 self.remember(b)
             return PASS

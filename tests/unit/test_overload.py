@@ -175,7 +175,7 @@ def test_share_follows_the_standing_queue_not_a_spike():
 
 def test_a_share_is_spread_evenly_over_new_requests():
     phone = Phone("1001", "10.0.0.11")
-    ov = Overload()
+    ov = Overload(free=0)  # (free=0: as if datagrams always waited)
     ov.share, ov.shedding = 50, True
     verdicts = [ov.admit(phone.invite("1002", "s%d" % i), SOURCE) for i in range(100)]
     assert verdicts.count(SHED) == 50 and verdicts.count(PASS) == 50
@@ -188,7 +188,7 @@ def test_a_share_is_spread_evenly_over_new_requests():
 
 def test_admit_sheds_only_new_work():
     bob = Phone("1002", "10.0.0.12")
-    ov = Overload(high=100, low=20)
+    ov = Overload(high=100, low=20, free=0)
     kept = ALICE.invite("1002", "kept")
     assert ov.admit(kept, SOURCE) == PASS  # not shedding: everything passes...
     ov.update(500, 0, 0)
@@ -222,7 +222,7 @@ def test_admit_sheds_only_new_work():
 
 
 def test_memory_of_branches_is_bounded():
-    ov = Overload(memory=4)
+    ov = Overload(memory=4, free=0)
     invites = [ALICE.invite("1002", "m%d" % i) for i in range(10)]
     for invite in invites:
         assert ov.admit(invite, SOURCE) == PASS
@@ -230,3 +230,19 @@ def test_memory_of_branches_is_bounded():
     ov.share, ov.shedding = 100, True
     assert ov.admit(invites[-1], SOURCE) == ABSORB  # remembered
     assert ov.admit(invites[0], SOURCE) == SHED  # forgotten: answered as new
+
+
+def test_new_work_goes_through_while_the_queue_is_nearly_empty_whatever_the_share():
+    ov = Overload(high=100, low=20, free=4)
+    ov.update(500, 10, 0)
+    ov.update(500, 10, 100)
+    assert ov.shedding and ov.share == 100
+    invites = [ALICE.invite("1002", "f%d" % i) for i in range(8)]
+    verdicts = []
+    for waiting, invite in enumerate(invites):  # each one let through waits in the queue
+        ov.update(500, waiting, 100)
+        verdicts.append(ov.admit(invite, SOURCE))
+    assert verdicts == [PASS] * 4 + [SHED] * 4
+    assert ov.share == 100 and ov.admit(invites[0], SOURCE) == ABSORB  # remembered
+    ov.update(500, 0, 100)  # the loop ran dry: the next new request goes through again
+    assert ov.admit(ALICE.register(), SOURCE) == PASS
