@@ -88,6 +88,27 @@ def machine_lines(extra=()):
     return lines
 
 
+def lib_parser(doc, rounds=5):
+    """The argument parser of a bench that runs in --rounds and can run another checkout's
+    lib/ (--lib; see use_lib())."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--lib", help="another checkout's lib/ directory")
+    return parser
+
+
+def use_lib(lib):
+    """Put another checkout's lib/ before this one's (None: keep this one's) and return the
+    line for print_machine() saying which lib/ `import switchboard` loads."""
+    if lib:
+        sys.path.insert(0, os.path.abspath(lib))
+    import switchboard
+
+    return "lib: %s" % os.path.dirname(os.path.dirname(os.path.abspath(switchboard.__file__)))
+
+
 def print_machine(title, extra=()):
     print("== %s" % title)
     for line in machine_lines(extra):

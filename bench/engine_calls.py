@@ -16,10 +16,7 @@ after a change. Timings on a shared machine move by 10% or more between runs; co
 rounds of one run, or runs back to back.
 """
 
-import argparse
 import gc
-import os
-import sys
 import time
 
 KINDS = ("INVITE", "180", "200 INVITE", "ACK", "BYE", "200 BYE")
@@ -75,25 +72,21 @@ def one_round(engine_class, config_class, trace_class, phone_class, calls, toget
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=1000)
-    parser.add_argument("--together", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--lib", help="another checkout's lib/ directory")
-    args = parser.parse_args()
     import benchlib as bl  # puts this checkout's lib/ and tests/ on sys.path
 
-    if args.lib:
-        sys.path.insert(0, os.path.abspath(args.lib))  # before this checkout's lib/
+    parser = bl.lib_parser(__doc__)
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--together", type=int, default=50)
+    args = parser.parse_args()
+    lib_line = bl.use_lib(args.lib)
     from flows import Phone
 
-    import switchboard
     from switchboard.config import Config
     from switchboard.engine import Engine
     from switchboard.trace import Trace
 
     bl.print_machine("bench/engine_calls.py", [
-        "lib: %s" % os.path.dirname(os.path.dirname(os.path.abspath(switchboard.__file__))),
+        lib_line,
         "calls: %d a round, %d at a time, %d rounds" % (args.calls, args.together,
                                                         args.rounds)])
     best = None

@@ -17,9 +17,7 @@ sockets: Overload.admit() alone on the INVITE and on its ACK. --lib runs another
 checkout's lib/ with the same datagrams.
 """
 
-import argparse
 import gc
-import os
 import socket
 import sys
 import time
@@ -114,23 +112,19 @@ def admit_only(overload_class, calls):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=10000)
-    parser.add_argument("--chunk", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--lib", help="another checkout's lib/ directory")
-    args = parser.parse_args()
     import benchlib as bl  # puts this checkout's lib/ and tests/ on sys.path
 
-    if args.lib:
-        sys.path.insert(0, os.path.abspath(args.lib))  # before this checkout's lib/
-    import switchboard
+    parser = bl.lib_parser(__doc__)
+    parser.add_argument("--calls", type=int, default=10000)
+    parser.add_argument("--chunk", type=int, default=100)
+    args = parser.parse_args()
+    lib_line = bl.use_lib(args.lib)
     from switchboard.app import App
     from switchboard.config import Config
     from switchboard.overload import Overload
 
     bl.print_machine("bench/overload_cost.py", [
-        "lib: %s" % os.path.dirname(os.path.dirname(os.path.abspath(switchboard.__file__))),
+        lib_line,
         "refused calls: %d a round, %d a step, %d rounds" % (args.calls, args.chunk,
                                                              args.rounds)])
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
