@@ -177,7 +177,9 @@ def answer_503(fields, source, retry_after=RETRY_AFTER, server=b"", tagged=None)
     """(a 503 Service Unavailable with Retry-After for the request fields came from, where it
     goes). tagged: whether the To value has a tag, when the caller already looked."""
     vias, from_, to, call_id, cseq = fields
-    if not (tag(to) is not None if tagged is None else tagged):
+    if tagged is None:
+        tagged = tag(to) is not None
+    if not tagged:
         to = to + b";tag=" + SHED_TAG + b"%06x" % (hash(call_id) & 0xFFFFFF)
     top, dest = stamp_via(vias[0], source)
     parts = [b"SIP/2.0 503 Service Unavailable\r\nVia: ", top]
