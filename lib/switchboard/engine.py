@@ -29,9 +29,7 @@ from switchboard.message import (
     Via,
     check_request,
     digits,
-    param,
     parse,
-    parse_name_addr,
     set_param,
     to_tag,
     uri,
@@ -419,7 +417,7 @@ class Engine:
         if len(req.get("call-id")) > MAX_ID:
             raise ParseError("Call-ID too long")
         for lname, name in (("from", "From"), ("to", "To")):
-            tag = param(parse_name_addr(req.get(lname))[2], "tag")
+            tag = to_tag(req, lname)  # (check_request parsed both: no ParseError is hidden)
             if tag is not None and len(tag) > MAX_ID:
                 raise ParseError(name + " tag too long")
         hops = req.get("max-forwards")

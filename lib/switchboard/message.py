@@ -572,9 +572,10 @@ def address_user(value):
         return ""
 
 
-def to_tag(msg):
-    """The To tag of msg (None outside a dialog, or when To does not parse)."""
-    value = msg.get("to")
+def to_tag(msg, name="to"):
+    """The To tag of msg (None outside a dialog, or when To does not parse); name="from":
+    the From tag the same way."""
+    value = msg.get(name)
     if value is None:
         return None
     try:

@@ -23,8 +23,6 @@ from switchboard.message import (
     address_user,
     fnv,
     is_ipv4,
-    param,
-    parse_name_addr,
     to_tag,
 )
 from switchboard.transaction import (
@@ -278,7 +276,7 @@ class Proxy:
         Call-ID, CSeq number, and the Route set (a spiral through us changes it). tag: the
         request's To tag (None outside a dialog)."""
         return fnv("%s|%s|%s|%s|%s|%s" % (
-            req.uri, param(parse_name_addr(req.get("from"))[2], "tag"), tag,
+            req.uri, to_tag(req, "from"), tag,
             req.get("call-id"), req.get("cseq").split()[0], ",".join(req.values("route"))))
 
     def _looped(self, req, prefix):
