@@ -5,6 +5,7 @@ Benchmarks print figures; they never pass or fail. Every process started here is
 by its PID, also when the benchmark is interrupted.
 """
 
+import argparse
 import datetime
 import os
 import platform
@@ -91,8 +92,6 @@ def machine_lines(extra=()):
 def lib_parser(doc, rounds=5):
     """The argument parser of a bench that runs in --rounds and can run another checkout's
     lib/ (--lib; see use_lib())."""
-    import argparse
-
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=rounds)
     parser.add_argument("--lib", help="another checkout's lib/ directory")
