@@ -270,3 +270,25 @@ def test_the_loops_verdicts_are_overloads():
 
     assert (app.PASS, app.SHED, app.ABSORB) == (overload.PASS, overload.SHED, overload.ABSORB)
     assert app.DUPLICATE not in (overload.PASS, overload.SHED, overload.ABSORB, overload.DROP)
+
+
+def test_on_a_host_a_steps_answers_go_out_after_its_burst():
+    # CPython (host mode) holds what a burst answers and sends it after the burst; Blinka's
+    # micropython module must not make it look like a board (it did: `const is int`)
+    rig = Rig()
+    alice = Phone("1001", "10.0.0.11")
+    events = []
+    receive = rig.app.engine.receive
+
+    def logged(data, source, now):
+        events.append("in")
+        return receive(data, source, now)
+
+    rig.app.engine.receive = logged
+    send = rig.sip.send
+    rig.sip.send = lambda data, addr: (events.append("out"), send(data, addr))
+    for n in range(3):
+        rig.arrive(alice, alice.request("OPTIONS", "sip:10.0.0.1", "<sip:10.0.0.1>", "o%d" % n,
+                                        1))
+    rig.run()
+    assert events == ["in"] * 3 + ["out"] * 3

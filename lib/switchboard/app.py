@@ -15,6 +15,8 @@ every _TICK ms: each run looks at every transaction in progress, and SIP's timer
 T1 = 500 ms. The board's dashboard and watchdog keep their turn every step.
 """
 
+import sys
+
 from switchboard.engine import Engine
 from switchboard.udp import UDPEndpoint
 
@@ -90,11 +92,12 @@ class App:
         engine = self.engine
         send = self.sip.send
         queue = self.queue
-        # On a host (where const is int: a board has micropython's), the 503s of the drain
-        # and what the burst answers go out together after the burst: a peer waiting in
-        # poll() is woken once for them rather than once a datagram (bench/host_load.py: less
-        # CPU in both). A board sends each answer at once: holding them would raise its peak.
-        held = [] if const is int else None
+        # On a host (CPython), the 503s of the drain and what the burst answers go out
+        # together after the burst: a peer waiting in poll() is woken once for them rather
+        # than once a datagram. A board sends each answer at once: holding them would raise
+        # its heap peak. (Not `const is int`: Blinka, which adafruit_httpserver pulls in on a
+        # host, has a micropython module too.)
+        held = [] if sys.implementation.name == "cpython" else None
         self.drain(now, held)
         end = min(len(queue), self.head + BURST)
         while self.head < end:
