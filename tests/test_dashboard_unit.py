@@ -2,6 +2,8 @@
 
 import socket
 
+from flows import Phone
+
 from switchboard.app import App
 from switchboard.config import Config
 from switchboard.http import Dashboard, escape
@@ -192,9 +194,13 @@ def test_a_new_clock_epoch_moves_the_charts_and_the_ring(tmp_path):
     try:
         dash.sampler.poll(50000)
         app.engine.trace.ring.append((50000, True, "10.0.0.1:5060", "INVITE sip:x", "c"))
+        alice = Phone("1001", "10.0.0.11")  # one held (on a host) when the epoch changes
+        app.engine.trace.add(alice.invite("1002", "held"), alice.addr, True, 50000)
         dash.shift_times(40000)
         assert dash.sampler.stats.closes == 20000
         assert app.engine.trace.ring[0][0] == 10000
+        app.engine.trace.flush()
+        assert [e[0] for e in app.engine.trace.ring] == [10000, 10000]
     finally:
         dash.server.stop()
         app.sip.close()

@@ -3,10 +3,15 @@
 Each SIP datagram of a call (CSeq method INVITE, ACK, CANCEL, BYE, PRACK or UPDATE) that
 passes the engine, in or out, is kept as (time ms, inbound, peer (ip, port), first line,
 Call-ID), the last two as the bytes they were: only the start line and the Call-ID, never
-a header value or a body, so no password, digest response or SDP is ever kept. They become
-text ("ip:port", str) only when the dashboard reads them: the ring sees every datagram.
+a header value or a body, so no password, digest response or SDP is ever kept in it. They
+become text ("ip:port", str) only when the dashboard reads them: the ring sees every datagram.
+On a host the datagrams wait in a queue of at most 256 (references to the datagrams the
+engine read or wrote) and only the newest call messages among them are summarized, when the
+queue is full or something reads the ring; a board summarizes each datagram at once.
 MESSAGE_TRACE entries at most (0: off, not imported); the oldest is overwritten.
 """
+
+import sys
 
 CALL_METHODS = (b"INVITE", b"ACK", b"CANCEL", b"BYE", b"PRACK", b"UPDATE")
 MAX_LINE = 96  # longest first line kept
@@ -77,23 +82,45 @@ class Trace:
         self.size = size
         self.ring = []
         self.next = 0  # where the next entry goes once the ring is full
+        # add() holds (now, inbound, peer, data); flush() summarizes the newest call messages
+        # among them (the ones the ring keeps) when depth are held or a reader asks. On a
+        # host 256 wait: at thousands of datagrams a second most entries of a small ring
+        # would be overwritten before anyone reads them. A board summarizes each datagram
+        # at once: a held datagram is heap.
+        self.queue = []
+        self.depth = 256 if sys.implementation.name == "cpython" else 1
 
     def add(self, data, peer, inbound, now):
-        got = _raw(data)
-        if got is None:
-            return
-        # as bytes, made text by messages() and call_ids(); the line cut where a long one is
-        # shown cut anyway (" SIP/2.0" comes off a request line shorter than that)
-        entry = (now, inbound, peer, got[0][:MAX_LINE + 8], got[1][:MAX_ID])
+        queue = self.queue
+        queue.append((now, inbound, peer, data))
+        if len(queue) >= self.depth:
+            self.flush()
+
+    def flush(self):
+        """Summarize the held datagrams into the ring (every reader calls it first)."""
+        queue = self.queue
+        kept = []
+        i = len(queue)
+        while i and len(kept) < self.size:
+            i -= 1
+            e = queue[i]
+            got = _raw(e[3])
+            if got is not None:
+                # as bytes, made text by messages() and call_ids(); the line cut where a long
+                # one is shown cut anyway (" SIP/2.0" comes off a request line shorter than that)
+                kept.append((e[0], e[1], e[2], got[0][:MAX_LINE + 8], got[1][:MAX_ID]))
+        del queue[:]
         ring = self.ring
-        if len(ring) < self.size:
-            ring.append(entry)
-        else:
-            ring[self.next] = entry
-            self.next = (self.next + 1) % self.size
+        for entry in reversed(kept):
+            if len(ring) < self.size:
+                ring.append(entry)
+            else:
+                ring[self.next] = entry
+                self.next = (self.next + 1) % self.size
 
     def shift_times(self, ms):
         """The board clock restarted its epoch (clock.py): every stored time moves back by ms."""
+        self.flush()
         ring = self.ring
         for i in range(len(ring)):
             e = ring[i]
@@ -102,6 +129,7 @@ class Trace:
     def messages(self, call_id):
         """The entries of one call, oldest first, as (ms, inbound, "ip:port", first line,
         Call-ID)."""
+        self.flush()
         n = len(self.ring)
         start = self.next if n == self.size else 0
         out = []
@@ -114,6 +142,7 @@ class Trace:
 
     def call_ids(self):
         """Call-IDs with messages in the ring."""
+        self.flush()
         seen = {}
         for e in self.ring:
             text = _text((e[3], e[4]))
