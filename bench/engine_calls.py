@@ -1,13 +1,15 @@
 """CPU time of the sans-I/O engine alone per call, by message, without sockets or SIPp.
 
     .venv/bin/python bench/engine_calls.py [--calls 1000] [--together 50] [--rounds 5]
-                                           [--lib DIR]
+                                           [--lib DIR] [--no-relay]
 
 Plays answered-and-hung-up calls (INVITE, 180, 200, ACK, BYE, 200; tests/flows.py Phone,
 each call with its own From and To tags)
 through one Engine with the dashboard's message ring on (MESSAGE_TRACE's default, as in
-host mode). Calls run `--together` at a time, each message kind for all of them before the
-next, so that what one call's messages leave behind meets the others' (as under SIPp).
+host mode) and, as host mode does, plain responses relayed as bytes (hostrelay.py, when the
+lib has it; --no-relay leaves every response to the parser, as on a board). Calls run
+`--together` at a time, each message kind for all of them before the next, so that what
+one call's messages leave behind meets the others' (as under SIPp).
 Every round is a fresh engine; the cyclic collector is off while a round runs. Prints the
 fastest round's microseconds per call and per message kind (time.perf_counter() around each
 Engine.receive). --lib runs another checkout's lib/ (e.g. a git worktree of an older commit)
@@ -22,12 +24,26 @@ import time
 KINDS = ("INVITE", "180", "200 INVITE", "ACK", "BYE", "200 BYE")
 
 
-def one_round(engine_class, config_class, trace_class, phone_class, calls, together):
+def host_relay(off=False):
+    """hostrelay.relay as host.py installs it, or None (--no-relay, or a lib without it)."""
+    if off:
+        return None
+    try:
+        from switchboard.hostrelay import relay
+    except ImportError:
+        return None
+    return relay
+
+
+def one_round(engine_class, config_class, trace_class, phone_class, calls, together,
+              relay=None):
     config = config_class(overrides={
         "SIP_ADDRESS": "10.0.0.1", "SIP_PORT": 5060, "SIP_USERS": "1001,1002",
         "RATE_LIMIT": 0, "MAX_CALLS": together + 8, "MAX_TRANSACTIONS": 100000})
     engine = engine_class(config, 7)
     engine.trace = trace_class(getattr(config, "message_trace", 32))
+    if relay is not None:
+        engine.relay = relay
     spent = dict((kind, 0.0) for kind in KINDS)
     now = [1000]
 
@@ -77,6 +93,8 @@ def main():
     parser = bl.lib_parser(__doc__)
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--together", type=int, default=50)
+    parser.add_argument("--no-relay", action="store_true",
+                        help="parse every response (a board's way), not host mode's relay")
     args = parser.parse_args()
     lib_line = bl.use_lib(args.lib)
     from flows import Phone
@@ -88,13 +106,15 @@ def main():
     bl.print_machine("bench/engine_calls.py", [
         lib_line,
         "calls: %d a round, %d at a time, %d rounds" % (args.calls, args.together,
-                                                        args.rounds)])
+                                                        args.rounds),
+        "responses relayed as bytes: %s" % ("yes" if host_relay(args.no_relay) else "no")])
     best = None
     for _ in range(args.rounds):
         gc.collect()
         gc.disable()
         try:
-            spent = one_round(Engine, Config, Trace, Phone, args.calls, args.together)
+            spent = one_round(Engine, Config, Trace, Phone, args.calls, args.together,
+                              host_relay(args.no_relay))
         finally:
             gc.enable()
         total = sum(spent.values())

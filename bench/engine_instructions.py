@@ -1,16 +1,18 @@
 """Machine instructions per call through the sans-I/O engine, counted by valgrind.
 
     .venv/bin/python bench/engine_instructions.py [--lib DIR ...] [--calls 600] [--base 100]
-                                                  [--refused]
+                                                  [--refused] [--no-relay]
 
 Needs valgrind (Debian: apt-get install valgrind); the tests do not.
 
 On this shared machine a timing moves by 10 to 30% between runs of the same code, which
 hides the few percent one change to the engine saves. An instruction count does not move:
 each lib runs bench/engine_calls.py's calls (INVITE, 180, 200, ACK, BYE, 200, fifty at a
-time, the message ring on) under `valgrind --tool=cachegrind`, once with --base calls and
-once with --calls, and prints (I refs at --calls - I refs at --base) / (--calls - --base):
-start-up and imports cancel out. The count includes the test phones that build the
+time, the message ring on, plain responses relayed as bytes as in host mode when the lib
+has hostrelay.py; --no-relay: every response parsed, as on a board) under
+`valgrind --tool=cachegrind`, once with --base calls and once with --calls, and prints
+(I refs at --calls - I refs at --base) / (--calls - --base): start-up and imports cancel
+out. The count includes the test phones that build the
 messages (the same for every lib). PYTHONHASHSEED is fixed; the cyclic collector is off.
 Compare libs in one run (--lib once for each checkout, e.g. a git worktree of an older
 commit); an instruction is not a fixed time, so this ranks changes, it does not time them.
@@ -31,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
-def child(lib, calls, refused):
+def child(lib, calls, refused, no_relay):
     sys.path[:0] = [lib, os.path.join(ROOT, "tests"), HERE]
     import gc
 
@@ -51,15 +53,16 @@ def child(lib, calls, refused):
     from switchboard.trace import Trace
 
     gc.disable()
-    engine_calls.one_round(Engine, Config, Trace, Phone, calls, 50)
+    engine_calls.one_round(Engine, Config, Trace, Phone, calls, 50,
+                           engine_calls.host_relay(no_relay))
 
 
-def refs(lib, calls, refused):
+def refs(lib, calls, refused, no_relay):
     env = dict(os.environ, PYTHONHASHSEED="0")
     run = subprocess.run(
         ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
          sys.executable, os.path.abspath(__file__), "--child", lib, "--calls", str(calls)]
-        + (["--refused"] if refused else []),
+        + (["--refused"] if refused else []) + (["--no-relay"] if no_relay else []),
         env=env, capture_output=True, text=True, check=False)
     found = re.search(r"I\s+refs:\s+([\d,]+)", run.stderr)
     if run.returncode or not found:
@@ -74,20 +77,25 @@ def main():
     parser.add_argument("--base", type=int, default=100)
     parser.add_argument("--refused", action="store_true",
                         help="count Overload.admit() on refused calls instead of calls")
+    parser.add_argument("--no-relay", action="store_true",
+                        help="parse every response (a board's way), not host mode's relay")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.calls, args.refused)
+        child(args.child, args.calls, args.refused, args.no_relay)
         return
     import benchlib as bl
 
     what = "refused calls (Overload.admit)" if args.refused else "calls"
     bl.print_machine("bench/engine_instructions.py", [
-        "%s: %d less %d; valgrind cachegrind, PYTHONHASHSEED=0" % (what, args.calls, args.base)])
+        "%s: %d less %d; valgrind cachegrind, PYTHONHASHSEED=0" % (what, args.calls, args.base),
+        "responses relayed as bytes (where the lib has hostrelay.py): %s"
+        % ("no" if args.no_relay else "yes")])
     rows = []
     for lib in args.lib or [os.path.join(ROOT, "lib")]:
         lib = os.path.abspath(lib)
-        per_call = ((refs(lib, args.calls, args.refused) - refs(lib, args.base, args.refused))
+        per_call = ((refs(lib, args.calls, args.refused, args.no_relay)
+                     - refs(lib, args.base, args.refused, args.no_relay))
                     // (args.calls - args.base))
         rows.append([lib, "{:,}".format(per_call)])
     print(bl.table(rows, ["lib", "instructions per %s" % ("refused call" if args.refused

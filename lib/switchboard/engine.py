@@ -128,6 +128,9 @@ class Engine:
         # return True for what they took; tick(), next_due() like the proxy's. (Named with a
         # word the board has interned anyway: each new name costs heap for good.)
         self.gateway = None
+        # host mode's byte-level shortcut for plain provisional and non-INVITE 2xx responses
+        # (hostrelay.relay, set by host.py; None on a board: every response is parsed)
+        self.relay = None
 
     def set_address(self, address, port):
         """Our address as phones reach it (Via, Record-Route); called again when DHCP changes it."""
@@ -174,9 +177,12 @@ class Engine:
             return out
         msg = None
         try:
-            msg = self._parse(data, source, out)
-            if msg is not None:
-                self._handle(msg, source, now, out)
+            if self.relay is not None and self.relay(self, data, now, out):
+                self.counters["responses"] += 1
+            else:
+                msg = self._parse(data, source, out)
+                if msg is not None:
+                    self._handle(msg, source, now, out)
         except MemoryError:
             self._out_of_memory("datagram from %s:%s" % (source[0], source[1]), msg, source,
                                 now, out)

@@ -71,6 +71,9 @@ def main():
     except OSError as e:
         log("error", "cannot open SIP port %s:%d: %s" % (config.sip_host, config.sip_port, e))
         return 1
+    from switchboard.hostrelay import relay
+
+    app.engine.relay = relay  # plain responses relayed as bytes (hostrelay.py)
     pbx = None
     if any(str(getenv(name) or "").strip() for name in PBX_SETTINGS):
         from switchboard.pbx import install
