@@ -38,12 +38,13 @@ class Raw:
     """A response relayed as bytes: what the proxy reads of a provisional or non-INVITE 2xx
     (status, body) and does to it (pop_via, to_bytes)."""
 
-    def __init__(self, status, data, cut, via_end, body):
+    def __init__(self, status, data, cut, via_end, rest, body):
         self.status = status
         self.body = body
         self.data = data
         self.cut = cut  # where the top Via line starts...
         self.via_end = via_end  # ...and where the line after it starts
+        self.rest = rest  # the line's other Via values (b"": none)
         self.popped = False
 
     def pop_via(self):
@@ -55,6 +56,8 @@ class Raw:
         data = self.data
         if not self.popped:
             return data
+        if self.rest:
+            return data[:self.cut] + b"Via: " + self.rest + data[self.via_end - 2:]
         return data[:self.cut] + data[self.via_end:]
 
 
@@ -93,12 +96,24 @@ def relay(engine, data, now, out):
     method = cseq[1].decode()
     if status >= 200 and method == "INVITE":
         return False
-    # the rest of the Via line is exactly one of our branches (no parameter after it, no
-    # second Via value), or no transaction has this key
-    ct = engine.txns.get(data[branch:via_end - 2].decode() + "|" + method)
+    # our value, then maybe the next hops' values after ", " (as SIPp writes them), each
+    # written as Message.pop_via() would join them again; our branch is exactly one of ours
+    # (no parameter after it), or no transaction has this key
+    line = data[branch:via_end - 2]
+    comma = line.find(b",")
+    rest = b""
+    if comma >= 0:
+        rest = line[comma + 2:]
+        if line[comma:comma + 2] != b", ":
+            return False
+        for value in rest.split(b", "):  # (a value in quotes or <> is joined back the same)
+            if not value or b"," in value or value != value.strip():
+                return False
+        line = line[:comma]
+    ct = engine.txns.get(line.decode() + "|" + method)
     if ct is None or ct.kind not in CLIENT_KINDS or ct.context is None:
         return False
-    resp = Raw(status, data, start.end() - 17, via_end, body)
+    resp = Raw(status, data, start.end() - 17, via_end, rest, body)
     ctx = ct.context
     engine.proxy._run(ct, ctx, engine.txns.handle(ct, event_for(status), now, status, resp),
                       resp, now, out)
