@@ -3,9 +3,9 @@
 A provisional response (100-199) or a 2xx to a request other than INVITE, coming back on
 one of the proxy's own client transactions, needs only its status, its top Via's branch
 and its CSeq method to be matched (RFC 3261 §17.1.3), and leaves upstream as the same
-bytes less that Via line (§16.7 step 3). When the datagram is plainly written (ASCII,
-CRLF line ends, no folding, no spaces at line ends, our Via alone on the first header line,
-header names spelled as below, one CSeq, one Content-Length equal to the body's length),
+bytes less our Via value (§16.7 step 3). When the datagram is plainly written (ASCII,
+CRLF line ends, no folding, no spaces at line ends, our Via value first on the first header
+line, header names spelled as below, a CSeq, one Content-Length equal to the body's length),
 `relay()` does that without building a Message, and the proxy's own code does the rest
 (the state machine, the response context, the call's progress): what leaves is what
 `message.parse()` and `Message.to_bytes()` would have made of it. Anything else (a 2xx to
@@ -19,6 +19,7 @@ name in it would cost heap), and its engine parses every response as before.
 
 import re
 
+from switchboard.message import _MAX_HEADERS
 from switchboard.proxy import CLIENT_KINDS
 from switchboard.transaction import event_for
 
@@ -31,7 +32,6 @@ _HEADERS = re.compile(
     rb"(?:(?:Via|From|To|Call-ID|CSeq|Contact|Record-Route|Content-Type|Content-Length|Server|"
     rb"User-Agent|Allow|Supported|Require|Accept|Allow-Events|Session-Expires|Min-SE|Date|"
     rb"Expires|Event|Subject|Warning|P-Asserted-Identity):[^\r\n]*(?<![ \t])\r\n)*\r\n")
-_MAX_LINES = 80  # message.py's _MAX_HEADERS: more header lines take the usual path
 
 
 class Raw:
@@ -82,11 +82,13 @@ def relay(engine, data, now, out):
         return False
     end = headers.end()
     head = data[:end]
-    if not head.isascii() or b"\x00" in head or head.count(b"\r\n") > _MAX_LINES + 2 \
+    if not head.isascii() or b"\x00" in head or head.count(b"\r\n") > _MAX_HEADERS + 2 \
             or head.count(b"\r\nContent-Length:") != 1:
         return False
-    at = head.find(b"\r\nCSeq:") + 7
-    cseq = head[at:head.find(b"\r\n", at)].split()
+    at = head.find(b"\r\nCSeq:")
+    if at < 0:
+        return False
+    cseq = head[at + 7:head.find(b"\r\n", at + 7)].split()
     at = head.find(b"\r\nContent-Length:") + 17
     body = data[end:]
     if len(cseq) != 2 or not cseq[0].isdigit() or len(cseq[0]) > 10 \

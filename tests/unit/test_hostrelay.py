@@ -81,6 +81,7 @@ EDITS = [
     lambda d: d.replace(b"Content-Length: 0", b"Content-Length: 0\r\nContent-Length: 0"),
     lambda d: d.replace(b"\r\nCSeq:", b"\r\nCSeq: 9 BYE\r\nCSeq:"),
     lambda d: d.replace(b"\r\nCSeq: ", b"\r\nCSeq: x"),
+    lambda d: d[:d.find(b"\r\nCSeq:")] + d[d.find(b"\r\n", d.find(b"\r\nCSeq:") + 2):],
     lambda d: d.replace(b"\r\nCSeq: ", b"\r\nCSeq: 99999999999 "),
     lambda d: d.replace(b";branch=", b";received=10.0.0.1;branch="),
     lambda d: d.replace(b";branch=", b";branch=x", 1),
