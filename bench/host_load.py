@@ -25,10 +25,7 @@ the caller takes a 503 as an answer (ACKs it, ends the call). Per step: calls co
 (and per second of offered load, and as a share of Switchboard's zero-failure rate), calls
 that got no final answer at all, 503s and how long after the INVITE they came (p99, max,
 how many after 1 s), retransmissions, CPU per 1000 calls offered and completed, and
-Switchboard's own counters (shed, shed_absorbed, overloads, ...) from /api/status. With two
-steps or more, the server's CPU seconds are split into a cost per completed call and a cost
-per refused call (least squares over its steps): past capacity, the ratio of the two
-decides what share of the CPU refusing takes (docs/performance.md, section 4.11).
+Switchboard's own counters (shed, shed_absorbed, overloads, ...) from /api/status.
 
 REGISTER: unique users, one REGISTER each, each step on a freshly started server so every
 REGISTER makes a new binding: without authentication through sipp (-inf users CSV), with
@@ -453,32 +450,7 @@ def overload_table(results, zero_failure):
           "(503 times from the INVITE; 'of zero-failure' = completed/s over Switchboard's "
           "highest zero-failure rate, %s/s)" % bl.fmt(zero_failure, "%d"))
     print(bl.table(rows, OVERLOAD_HEADER))
-    for label in results:
-        split = cost_split(results[label])
-        if split is not None:
-            print("   %s: %.3f ms of CPU per completed call, %.3f ms per call refused with a "
-                  "503 (ratio %.3f), the CPU of these %d steps split between the two (least "
-                  "squares)" % (label, 1000 * split[0], 1000 * split[1], split[1] / split[0],
-                               len(results[label])))
     print(flush=True)
-
-
-def cost_split(steps):
-    """(CPU seconds per completed call, per refused call) that best explain the steps' CPU
-    seconds (least squares over the steps, no constant term), or None when the steps
-    cannot tell the two apart (fewer than two steps, none refused, or in proportion)."""
-    xx = xy = yy = xc = yc = 0.0
-    for step in steps:
-        x, y = float(step.completed), float(step.shed)
-        xx += x * x
-        xy += x * y
-        yy += y * y
-        xc += x * step.cpu
-        yc += y * step.cpu
-    det = xx * yy - xy * xy
-    if len(steps) < 2 or not yy or det <= 1e-6 * xx * yy:
-        return None
-    return (xc * yy - xy * yc) / det, (xx * yc - xy * xc) / det
 
 
 def write_users(path, count):
