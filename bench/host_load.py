@@ -5,7 +5,7 @@
     .venv/bin/python bench/host_load.py --profile calls --profile-rate 300
     .venv/bin/python bench/host_load.py --skip-register --overload-factors 2,4
     .venv/bin/python bench/host_load.py --skip-calls --skip-register --overload-rates 1800,3600 \
-        --zero-failure 900
+        --zero-failure 900 --split
 
 Calls: a SIPp caller on 127.0.0.3 sends INVITE through the proxy to a SIPp callee on 127.0.0.2
 that registered as 2000 first (INVITE, 100, 180, 200, ACK, BYE, 200; bench/sipp/uac_call.xml
@@ -39,7 +39,13 @@ every sipp, Switchboard and Kamailio process is stopped by PID, also on Ctrl-C.
 
 --gc-stats times CPython's cyclic garbage collections inside Switchboard (gc.callbacks,
 through bench/profile_hook); --switchboard-gc off is an experiment (the collector disabled),
-not a way to run it; --profile runs one step with Switchboard under cProfile.
+not a way to run it; --profile runs one step with Switchboard under cProfile. --split wraps
+the loop's socket reads and sends, Overload.admit() and Engine.receive() in timers (through
+bench/profile_hook) and prints, per overload step (and for the ramp's server as a whole), the
+microseconds a refused call and a call took and each one's share of the loop's time. The
+wrappers cost CPU too (taken off the figures, not off the run): a --split run completes
+fewer calls past capacity than a plain one, and its figures are for comparing, not quoting
+as capacity.
 """
 
 import argparse
@@ -87,7 +93,7 @@ PROFILE_HOOK = os.path.join(bl.BENCH, "profile_hook")
 class Switchboard:
     label = "Switchboard"
 
-    def __init__(self, workdir, users=0, profile=None, gc_stats=None, gc_mode=None):
+    def __init__(self, workdir, users=0, profile=None, gc_stats=None, gc_mode=None, split=None):
         settings = dict(SETTINGS)
         cwd = bl.ROOT
         if users:
@@ -96,8 +102,11 @@ class Switchboard:
             names = ",".join("%d:pw%d" % (u, u) for u in range(FIRST_USER, FIRST_USER + users))
             with open(os.path.join(cwd, "settings.toml"), "w") as f:
                 f.write('SIP_USERS = "%s"\n' % names)
-        if profile or gc_stats or gc_mode:
+        if profile or gc_stats or gc_mode or split:
             settings["PYTHONPATH"] = PROFILE_HOOK
+        if split:
+            settings["SWITCHBOARD_SPLIT"] = split
+        self.split = split
         if gc_mode:
             settings["SWITCHBOARD_GC"] = gc_mode
             self.label = "Switchboard (gc %s)" % gc_mode
@@ -159,6 +168,7 @@ class Kamailio:
             raise
         self.pid = self.child.pid
         self.gc_stats = None
+        self.split = None
 
     def cpu(self):
         total = 0.0
@@ -391,6 +401,7 @@ class OverloadStep:
         # completed calls per second of offered load (the n calls took n / rate seconds)
         self.goodput = self.completed * self.rate / float(self.n)
         self.counters = {}
+        self.split = None
 
     def row(self, zero_failure):
         reasons = ",".join("%s=%d" % kv for kv in sorted(self.reasons.items()))
@@ -436,6 +447,8 @@ def overload_steps(make, label, rates, seconds, workdir, factors):
                     "%s=%s" % (k, result.counters.get(k)) for k in OVERLOAD_COUNTERS), flush=True)
         finally:
             server.stop()
+        if server.split and out:
+            out[-1].split = read_split(server.split)
         time.sleep(1)
     return out
 
@@ -481,6 +494,68 @@ def register_step(make_server, auth, rate, seconds, workdir, users_csv):
     if server.gc_stats:
         step.gc_events = read_gc(server.gc_stats)
     return step
+
+
+def read_split(path):
+    """What the profile hook wrote (SWITCHBOARD_SPLIT), or None."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _ns(bucket, key):
+    return bucket.get(key, [0, 0])[0]
+
+
+def _per(total_ns, n):
+    return bl.fmt(total_ns / 1000.0 / n if n else None, "%.1f")
+
+
+def _share(part, whole):
+    return bl.fmt(100.0 * part / whole if whole else None, "%.1f%%")
+
+
+def split_row(name, split):
+    """One step's row of split_table()."""
+    read, engine, sent = split["read"], split["engine"], split["sent"]
+    refused = read.get("shed", [0, 0])[1]
+    refusing = _ns(read, "shed") + _ns(sent, "503") + _ns(read, "absorb")
+    calls = engine.get("INVITE", [0, 0])[1]
+    handling = sum(v[0] for v in engine.values())
+    calling = handling + _ns(read, "pass") + _ns(sent, "other")
+    step = split["step"][0]
+    return [name, str(refused), _per(_ns(read, "shed"), refused), _per(_ns(sent, "503"), refused),
+            _per(_ns(read, "absorb"), refused), _per(refusing, refused), str(calls),
+            _per(handling, calls), _per(_ns(read, "pass"), calls),
+            _per(_ns(sent, "other"), calls), _per(calling, calls), _share(refusing, step),
+            _share(calling, step), _share(split["tick"][0], step),
+            _share(step - refusing - calling - split["tick"][0], step)]
+
+
+def split_table(title, splits):
+    """Where Switchboard's loop spent its time (bench/profile_hook, SWITCHBOARD_SPLIT): per
+    refused call (its INVITE read and refused, its 503 sent, the ACK to it read and
+    absorbed), per call the engine took (every datagram of it read, handled and sent, per
+    INVITE), the timers (Engine.tick()) and the rest of App.step() (the dashboard, the loop's
+    own bookkeeping)."""
+    splits = [(name, split) for name, split in splits if split]
+    if not splits:
+        return
+    print("== where the loop's time went: %s (bench/profile_hook SWITCHBOARD_SPLIT; "
+          "microseconds of wall time in App.step(), the wrappers' own cost taken off)" % title)
+    print(bl.table([split_row(name, split) for name, split in splits],
+                   ["step", "refused", "INVITE read+refused", "503 sent", "ACK read+absorbed",
+                    "us per refused call", "calls (INVITEs)", "engine", "read", "sent",
+                    "us per call", "refusing", "calls", "timers", "rest of step()"]))
+    kinds = [(name, {k: v[0] / 1000.0 / v[1] for k, v in split["engine"].items() if v[1]})
+             for name, split in splits]
+    names = sorted({k for _, by in kinds for k in by}, key=lambda k: (k[:1].isdigit(), k))
+    print("   Engine.receive(), microseconds per message:")
+    print(bl.table([[name] + [bl.fmt(by.get(k), "%.1f") for k in names] for name, by in kinds],
+                   ["step"] + names))
+    print(flush=True)
 
 
 def read_gc(path):
@@ -667,6 +742,9 @@ def main():
     parser.add_argument("--switchboard-gc", metavar="MODE",
                         help="experiment: run Switchboard with its cyclic GC 'off' or with "
                              "thresholds 'A,B,C' (bench/profile_hook)")
+    parser.add_argument("--split", action="store_true",
+                        help="time Switchboard's loop by what each datagram was (refused call, "
+                             "call) through bench/profile_hook, and print where the time went")
     parser.add_argument("--keep", action="store_true", help="keep the sipp logs (path printed)")
     args = parser.parse_args()
     servers = [s.strip().lower() for s in args.servers.split(",") if s.strip()]
@@ -705,15 +783,19 @@ def main():
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def make_factory(name, workdir, gc_stats=False, gc_mode=None):
+def make_factory(name, workdir, gc_stats=False, gc_mode=None, split=False):
     def make(auth=False, users=0):
         if name == "kamailio":
             return Kamailio(workdir, auth=auth)
-        path = None
+        path = split_path = None
         if gc_stats:
             fd, path = tempfile.mkstemp(prefix="gc-", suffix=".txt", dir=workdir)
             os.close(fd)
-        return Switchboard(workdir, users=users if auth else 0, gc_stats=path, gc_mode=gc_mode)
+        if split:
+            fd, split_path = tempfile.mkstemp(prefix="split-", suffix=".json", dir=workdir)
+            os.close(fd)
+        return Switchboard(workdir, users=users if auth else 0, gc_stats=path, gc_mode=gc_mode,
+                           split=split_path)
 
     return make
 
@@ -727,7 +809,8 @@ def run_all(args, servers, workdir):
     if not args.skip_calls:
         results = {}
         for name in servers:
-            server = make_factory(name, workdir, args.gc_stats, args.switchboard_gc)()
+            server = make_factory(name, workdir, args.gc_stats, args.switchboard_gc,
+                                  args.split)()
             try:
                 if name == "switchboard":
                     print("Switchboard dashboard %s" % ("on" if server.dashboard else "off"))
@@ -746,6 +829,9 @@ def run_all(args, servers, workdir):
             if server.gc_stats:
                 gc_table("%s: calls" % labels[name], results[labels[name]],
                          read_gc(server.gc_stats))
+            if server.split:
+                split_table("%s: the call ramp (one server, every step)" % labels[name],
+                            [("ramp", read_split(server.split))])
         summarize("calls (INVITE/100/180/200/ACK/BYE/200)", results, "calls")
     if not args.skip_overload:
         zero = args.zero_failure
@@ -767,9 +853,13 @@ def run_all(args, servers, workdir):
                 print("-- %s: overload, %d s a step (load average %s)"
                       % (labels[name], args.call_seconds, bl.load_average()), flush=True)
                 found[labels[name]] = overload_steps(
-                    make_factory(name, workdir, False, args.switchboard_gc), labels[name], rates,
-                    args.call_seconds, workdir, factors)
+                    make_factory(name, workdir, False, args.switchboard_gc, args.split),
+                    labels[name], rates, args.call_seconds, workdir, factors)
             overload_table(found, zero)
+            if args.split:
+                split_table("Switchboard: overload steps", [
+                    ("%d (%sx)" % (step.rate, step.factor), step.split)
+                    for steps in found.values() for step in steps if step.split])
     if not args.skip_register:
         users_csv = os.path.join(workdir, "users.csv")
         write_users(users_csv, max(reg_rates) * args.reg_seconds)
