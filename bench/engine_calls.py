@@ -1,7 +1,7 @@
 """CPU time of the sans-I/O engine alone per call, by message, without sockets or SIPp.
 
     .venv/bin/python bench/engine_calls.py [--calls 1000] [--together 50] [--rounds 5]
-                                           [--lib DIR] [--no-relay]
+                                           [--lib DIR] [--no-relay] [--refuse N]
 
 Plays answered-and-hung-up calls (INVITE, 180, 200, ACK, BYE, 200; tests/flows.py Phone,
 each call with its own From and To tags)
@@ -14,8 +14,11 @@ Every round is a fresh engine; the cyclic collector is off while a round runs. P
 fastest round's microseconds per call and per message kind (time.perf_counter() around each
 Engine.receive). --lib runs another checkout's lib/ (e.g. a git worktree of an older commit)
 with the same messages: the engine's own share of host mode's CPU per call, before and
-after a change. Timings on a shared machine move by 10% or more between runs; compare
-rounds of one run, or runs back to back.
+after a change. --refuse N runs, after each message the engine takes, N new INVITEs (those of
+bench/overload_cost.py) through an Overload that refuses them all, as host mode does past
+capacity (untimed): whether the refusals' work in between slows the engine's. Timings on a
+shared machine move by 10% or more between runs; compare rounds of one run, or runs back
+to back.
 """
 
 import gc
@@ -36,7 +39,7 @@ def host_relay(off=False):
 
 
 def one_round(engine_class, config_class, trace_class, phone_class, calls, together,
-              relay=None):
+              relay=None, refuse=None):
     config = config_class(overrides={
         "SIP_ADDRESS": "10.0.0.1", "SIP_PORT": 5060, "SIP_USERS": "1001,1002",
         "RATE_LIMIT": 0, "MAX_CALLS": together + 8, "MAX_TRANSACTIONS": 100000})
@@ -52,6 +55,8 @@ def one_round(engine_class, config_class, trace_class, phone_class, calls, toget
         start = time.perf_counter()
         out = engine.receive(data, phone.addr, now[0])
         spent[kind] += time.perf_counter() - start
+        if refuse is not None:
+            refuse()
         return out
 
     alice = phone_class("1001", "10.0.0.11")
@@ -87,6 +92,27 @@ def one_round(engine_class, config_class, trace_class, phone_class, calls, toget
     return spent
 
 
+def refuser(n):
+    """A function that refuses n new INVITEs (each its own Call-ID and branch) through an
+    Overload shedding everything, and builds each 503's bytes, as host mode's drain does."""
+    from overload_cost import INVITE, shed_everything
+
+    from switchboard.overload import SHED, Overload
+
+    ov = Overload()
+    shed_everything(ov)
+    ov.waiting = ov.free  # as many datagrams wait as a refusal needs
+    source = ("127.0.0.3", 5061)
+    count = [0]
+
+    def refuse():
+        for _ in range(n):
+            k = count[0] = count[0] + 1
+            if ov.admit(INVITE % (5060, 5061, k, 5061, k, 5060, k, 5061), source) != SHED:
+                raise SystemExit("the overload did not refuse an INVITE")
+    return refuse
+
+
 def main():
     import benchlib as bl  # puts this checkout's lib/ and tests/ on sys.path
 
@@ -95,6 +121,8 @@ def main():
     parser.add_argument("--together", type=int, default=50)
     parser.add_argument("--no-relay", action="store_true",
                         help="parse every response (a board's way), not host mode's relay")
+    parser.add_argument("--refuse", type=int, default=0, metavar="N",
+                        help="N refused INVITEs after each message the engine takes (untimed)")
     args = parser.parse_args()
     lib_line = bl.use_lib(args.lib)
     from flows import Phone
@@ -107,14 +135,16 @@ def main():
         lib_line,
         "calls: %d a round, %d at a time, %d rounds" % (args.calls, args.together,
                                                         args.rounds),
-        "responses relayed as bytes: %s" % ("yes" if host_relay(args.no_relay) else "no")])
+        "responses relayed as bytes: %s" % ("yes" if host_relay(args.no_relay) else "no"),
+        "refused INVITEs after each message: %d" % args.refuse])
+    refuse = refuser(args.refuse) if args.refuse else None
     best = None
     for _ in range(args.rounds):
         gc.collect()
         gc.disable()
         try:
             spent = one_round(Engine, Config, Trace, Phone, args.calls, args.together,
-                              host_relay(args.no_relay))
+                              host_relay(args.no_relay), refuse)
         finally:
             gc.enable()
         total = sum(spent.values())
