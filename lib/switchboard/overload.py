@@ -14,9 +14,10 @@ already lost, and its goodput collapses. Three cheap parts keep it doing useful 
   remembers the branches of the last INVITEs and REGISTERs it let through, so that their
   retransmissions are absorbed (dropped) while shedding instead of getting a 503.
 
-New work is a request without a To tag other than ACK and CANCEL (INVITE, REGISTER,
-OPTIONS, SUBSCRIBE, ...). ACK, CANCEL, in-dialog requests (BYE, re-INVITE) and every
-response always reach the engine. Sans-I/O: bytes and integer ms in, bytes out.
+New work is a request without a To tag other than ACK, CANCEL and BYE (INVITE, REGISTER,
+OPTIONS, SUBSCRIBE, ...). ACK, CANCEL, BYE (it ends work, whatever its To), in-dialog
+requests (re-INVITE, ...) and every response always reach the engine. Sans-I/O: bytes and
+integer ms in, bytes out.
 """
 
 SHED_TAG = b"sbov"  # To tag prefix of our 503s: their ACKs are absorbed here, not relayed
@@ -97,6 +98,25 @@ def scan(data):
     if not vias or not vias[0] or None in found:
         return None
     return found
+
+
+def plainly_untagged(data):
+    """True when the datagram's only header line starting with "t" (any case) is a To
+    written "To:", not folded, with no "tag" in it at all: new work, told without scan().
+    False when that cannot be told so plainly (scan() and tag() then decide)."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return False
+    head = data[:end].lower()
+    at = head.find(b"\nto:")
+    if at < 0 or head.count(b"\nt") != 1:
+        return False  # no To, or another line that could be one (t:, to :, a second To)
+    line_end = head.find(b"\n", at + 4)
+    if line_end < 0:
+        line_end = end
+    elif head[line_end + 1] in (32, 9):
+        return False  # the To value goes on, folded
+    return head.find(b"tag", at + 4, line_end) < 0
 
 
 def _after(v, key):
@@ -279,6 +299,25 @@ class Overload:
             return True
         return False
 
+    def _passing(self, data, remembered):
+        """admit() of a request that is not refused whatever it is: ABSORB a retransmission
+        of one let through; PASS the rest, new work taking its turn of the share."""
+        b = quick_branch(data) if remembered else None
+        if (remembered and b is None) or not plainly_untagged(data):
+            fields = scan(data)  # an unusual spelling: read as when refusing
+            if fields is None:
+                return DROP
+            if tag(fields[2]) is not None:
+                return PASS  # in a dialog: not new work, no turn of the share
+            b = branch(fields[0][0]) if remembered else None
+        if b is not None and b in self.seen:
+            return ABSORB
+        if self.waiting >= self.free:
+            self._shed_next()  # (not a refusal: the share's turn was checked)
+        if b:
+            self.remember(b)
+        return PASS
+
     def remember(self, branch_id):
         ring = self.ring
         if not ring or branch_id in self.seen:
@@ -293,32 +332,35 @@ class Overload:
     def admit(self, data, source):
         """PASS, SHED (send self.answer to self.reply_to), ABSORB or DROP for one datagram.
         Outside shedding only two searches: the branch of INVITEs and REGISTERs (remembered),
-        and our To tag in ACKs (an ACK to our 503 is absorbed whenever it comes)."""
+        and our To tag in ACKs (an ACK to our 503 is absorbed whenever it comes). While
+        shedding, a request that would pass whatever it is (the share's next turn is not a
+        refusal) is only told new or not, cheaply when plainly written; the five headers
+        are scanned for the 503 of one that may be refused."""
         m = method(data)
         if not m:  # a response, a keepalive or junk: the engine's business
             return PASS
         if m == b"ACK":
             return ABSORB if data.find(_OUR_TAG) > 0 else PASS
+        remembered = m in _REMEMBER
         if not self.shedding:
-            if m in _REMEMBER:
+            if remembered:
                 b = quick_branch(data)
                 if b:
                     self.remember(b)
             return PASS
-        if m == b"CANCEL":
+        if m == b"CANCEL" or m == b"BYE":
             return PASS
+        if self.waiting < self.free or self.credit + self.share < 100:
+            return self._passing(data, remembered)
         fields = scan(data)
         if fields is None:
             return DROP
         if tag(fields[2]) is not None:
-            return PASS  # in a dialog: BYE, re-INVITE, ...
-        b = branch(fields[0][0]) if m in _REMEMBER else None
+            return PASS  # in a dialog: re-INVITE, ...
+        b = branch(fields[0][0]) if remembered else None
         if b is not None and b in self.seen:
             return ABSORB  # a retransmission of one let through: the engine answers that one
-        if self.waiting < self.free or not self._shed_next():
-            if b:
-                self.remember(b)
-            return PASS
+        self._shed_next()  # (a refusal: the check above said so)
         self.answer, self.reply_to = answer_503(fields, source, self.retry_after, self.server,
                                                 False)
         return SHED

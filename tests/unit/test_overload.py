@@ -246,3 +246,76 @@ def test_new_work_goes_through_while_the_queue_is_nearly_empty_whatever_the_shar
     assert ov.share == 100 and ov.admit(invites[0], SOURCE) == ABSORB  # remembered
     ov.update(500, 0, 100)  # the loop ran dry: the next new request goes through again
     assert ov.admit(ALICE.register(), SOURCE) == PASS
+
+
+def _request(to_line, extra=b"", method=b"INVITE"):
+    return (method + b" sip:1002@h SIP/2.0\r\nVia: SIP/2.0/UDP a:1;branch=z9hG4bKq1\r\n"
+            b"From: <sip:1001@h>;tag=f1\r\n" + to_line + b"\r\n" + extra +
+            b"Call-ID: q1\r\nCSeq: 1 " + method + b"\r\nContent-Length: 0\r\n\r\n")
+
+
+def test_plainly_untagged_says_new_work_only_when_scan_would_find_no_to_tag():
+    names = (b"To:", b"TO:", b"to: ", b"To :", b"t:", b"T: ", b"tO:")
+    values = (b"<sip:1002@h>", b"sip:1002@h", b"<sip:1002@h>;tag=b7", b"<sip:1002@h>;TAG=b7",
+              b"<sip:1002@h;tag=uri>", b"\"tagger\" <sip:tagger@h>", b"<sip:1002@h> ; tag = 9")
+    plain = 0
+    for name in names:
+        for value in values:
+            for extra, folded in ((b"", False), (b"To: <sip:x@h>\r\n", False),
+                                  (b"t: <sip:x@h>;tag=2\r\n", False), (b"", True)):
+                line = name + value
+                if folded:  # the value's end on a continuation line
+                    line = name + value[:4] + b"\r\n " + value[4:]
+                data = _request(line, extra)
+                fields = overload.scan(data)
+                untagged = fields is not None and overload.tag(fields[2]) is None
+                if overload.plainly_untagged(data):
+                    plain += 1
+                    assert untagged, data  # never new work when scan() finds a To tag
+    # and the plain cases are told without scan(): "To:" in any case (To:, TO:, to:, tO:),
+    # one To, one line, no "tag" anywhere in it (<sip:1002@h> and sip:1002@h): 4 x 2
+    assert plain == 8
+    assert overload.plainly_untagged(_request(b"To: <sip:1002@h>"))
+    assert overload.plainly_untagged(_request(b"TO: sip:1002@h"))
+    assert not overload.plainly_untagged(_request(b"To: <sip:1002@h>").replace(b"\r\n", b"\n"))
+    assert not overload.plainly_untagged(b"INVITE sip:x SIP/2.0\r\nTo: <sip:x@h>\r\n")
+
+
+def test_bye_is_always_served_even_without_a_to_tag():
+    ov = Overload(free=0)
+    ov.share, ov.shedding = 100, True
+    assert ov.admit(_request(b"To: <sip:1002@h>", method=b"BYE"), SOURCE) == PASS
+    assert ov.admit(_request(b"To: <sip:1002@h>"), SOURCE) == SHED
+
+
+def test_turns_of_the_share_go_to_new_work_only_however_it_is_written():
+    """While shedding half: every other new request is refused, whether it is told new from
+    its plain To line or after a scan (compact name), and in-dialog requests between them
+    (a re-INVITE, an INFO) pass without taking a turn."""
+    bob = Phone("1002", "10.0.0.12")
+    kept = ALICE.invite("1002", "d1")
+    ok = bob.answer(kept, 200, "OK", sdp=True)
+    ov = Overload(free=0)
+    ov.share, ov.shedding = 50, True
+    verdicts = []
+    for i in range(40):
+        new = ALICE.invite("1002", "n%d" % i)
+        if i % 3 == 1:  # the To line written compact: scan() decides
+            new = new.replace(b"\r\nTo: ", b"\r\nt: ")
+        verdicts.append(ov.admit(new, SOURCE))
+        assert ov.admit(ALICE.in_dialog("INVITE", ok, 2 * i + 2), SOURCE) == PASS
+        assert ov.admit(ALICE.in_dialog("INFO", ok, 2 * i + 3), SOURCE) == PASS
+    assert verdicts == [PASS, SHED] * 20
+
+
+def test_a_retransmission_let_through_is_absorbed_however_its_branch_is_written():
+    """An INVITE let through while shedding is remembered by its branch, also when the
+    parameter's name is in capitals (read by scan() then), so that its retransmission is
+    absorbed and not refused."""
+    ov = Overload(free=0)
+    ov.share, ov.shedding = 50, True
+    loud = ALICE.invite("1002", "u1").replace(b";branch=", b";BRANCH=")
+    assert ov.admit(loud, SOURCE) == PASS  # the share's turn: let through, remembered
+    assert ov.admit(ALICE.invite("1002", "u2"), SOURCE) == SHED
+    ov.share = 100
+    assert ov.admit(loud, SOURCE) == ABSORB
