@@ -13,8 +13,9 @@ App.step() absorbs those. Only App.step() is timed (time.process_time(): user an
 CPU, the socket calls included). The client's work is not counted, and no peer waits in
 poll(), so waking one is not counted either (host_load.py's figures include it).
 Prints the fastest round's microseconds of CPU per refused call, and the same without
-sockets: Overload.admit() alone on the INVITE and on its ACK. --lib runs another
-checkout's lib/ with the same datagrams.
+sockets: Overload.admit() alone on the INVITE and on its ACK; and what admit() costs the
+calls let through while shedding (a new INVITE whose turn of the share is not a refusal,
+and a BYE). --lib runs another checkout's lib/ with the same datagrams.
 """
 
 import gc
@@ -42,6 +43,15 @@ ACK = (b"ACK sip:1002@127.0.0.1:%d SIP/2.0\r\n"
        b"To: %s\r\n"
        b"Call-ID: %d-4242@127.0.0.3\r\n"
        b"CSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+
+
+BYE = (b"BYE sip:1002@127.0.0.2:%d SIP/2.0\r\n"
+       b"Via: SIP/2.0/UDP 127.0.0.3:%d;branch=z9hG4bK-%d-2-0;rport\r\n"
+       b"Max-Forwards: 70\r\n"
+       b"From: <sip:1001@127.0.0.1>;tag=%d\r\n"
+       b"To: <sip:1002@127.0.0.1>;tag=callee-%d\r\n"
+       b"Call-ID: %d-4242@127.0.0.3\r\n"
+       b"CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n")
 
 
 def header(data, name):
@@ -95,15 +105,23 @@ def one_round(app, client, port, calls, chunk, first):
 
 
 def admit_only(overload_class, calls):
-    """Microseconds per Overload.admit() of a refused INVITE, and of its ACK."""
+    """Microseconds per Overload.admit() of a refused INVITE, of its ACK, and, while
+    shedding, of a new INVITE let through and of a BYE (both passed to the engine)."""
     ov = overload_class()
     shed_everything(ov)
     source = ("127.0.0.3", 5061)
     invites = [INVITE % (5060, 5061, k, 5061, k, 5060, k, 5061) for k in range(calls)]
     acks = [ACK % (5060, 5061, k, 5061, k, b"<sip:1002@127.0.0.1>;tag=sbov000001", k)
             for k in range(calls)]
+    byes = [BYE % (5060, 5061, k, 5061, k, k) for k in range(calls)]
     out = []
-    for batch in (invites, acks):
+    for batch in (invites, acks, None, byes):
+        if batch is None:  # while shedding, the share's turn not a refusal: let through
+            ov = overload_class(memory=calls)
+            shed_everything(ov)
+            ov.share = 1
+            batch = [INVITE % (5060, 5061, k, 5061, k, 5060, k, 5061)
+                     for k in range(calls, 2 * calls)]
         t = time.process_time()
         for data in batch:
             ov.admit(data, source)
@@ -161,6 +179,9 @@ def main():
         ["App.step(): INVITE read, 503 sent, ACK read", "%.1f" % (best / args.calls * 1e6)],
         ["Overload.admit() of the INVITE alone", "%.1f" % min(a[0] for a in admits)],
         ["Overload.admit() of its ACK alone", "%.1f" % min(a[1] for a in admits)],
+        ["while shedding, Overload.admit() of an INVITE let through",
+         "%.1f" % min(a[2] for a in admits)],
+        ["while shedding, Overload.admit() of a BYE", "%.1f" % min(a[3] for a in admits)],
     ], ["what", "us"]))
 
 
