@@ -39,6 +39,13 @@ def stop_process(proc):
             proc.wait(timeout=5)
 
 
+def _as_at_a_terminal():
+    """In the child: Ctrl-C (SIGINT) as a terminal leaves it. A suite started in the
+    background of a shell (`bash .ci/run &`) passes SIGINT on ignored, and host mode keeps
+    a SIGINT its caller chose to ignore."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class HostMode:
     """A running `python3 code.py` on 127.0.0.1 with the given settings as environment."""
 
@@ -60,6 +67,7 @@ class HostMode:
         self.proc = subprocess.Popen(
             [sys.executable, script or os.path.join(ROOT, "code.py")],
             cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0,
+            preexec_fn=_as_at_a_terminal,
         )
         self._partial = b""
         try:
