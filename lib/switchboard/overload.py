@@ -114,8 +114,8 @@ def plainly_untagged(data):
     line_end = head.find(b"\n", at + 4)
     if line_end < 0:
         line_end = end
-    elif head[line_end + 1] in (32, 9):
-        return False  # the To value goes on, folded
+    elif head[line_end + 1:line_end + 2] in (b" ", b"\t"):
+        return False  # the To value goes on, folded (a slice: the line may end the head)
     return head.find(b"tag", at + 4, line_end) < 0
 
 

@@ -279,6 +279,15 @@ def test_plainly_untagged_says_new_work_only_when_scan_would_find_no_to_tag():
     assert overload.plainly_untagged(_request(b"TO: sip:1002@h"))
     assert not overload.plainly_untagged(_request(b"To: <sip:1002@h>").replace(b"\r\n", b"\n"))
     assert not overload.plainly_untagged(b"INVITE sip:x SIP/2.0\r\nTo: <sip:x@h>\r\n")
+    # the To line last, ended by a bare LF just before the empty line: nothing after it
+    last = (b"INVITE sip:1002@h SIP/2.0\r\nVia: SIP/2.0/UDP a:1;branch=z9hG4bKq2\r\n"
+            b"From: <sip:1001@h>;tag=f1\r\nCall-ID: q2\r\nCSeq: 1 INVITE\r\n"
+            b"To: <sip:1002@h>\n\r\n\r\n")
+    assert overload.plainly_untagged(last)
+    assert not overload.plainly_untagged(last.replace(b">\n", b">;tag=9\n"))
+    ov = Overload(free=0)
+    ov.share, ov.shedding = 50, True
+    assert [ov.admit(last, SOURCE), ov.admit(last.replace(b"q2", b"q3"), SOURCE)] == [PASS, SHED]
 
 
 def test_bye_is_always_served_even_without_a_to_tag():
