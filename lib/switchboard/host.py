@@ -124,9 +124,12 @@ def main():
     # SIGTERM and Ctrl-C both end the loop at its next turn (within 50 ms): a Ctrl-C raised
     # as KeyboardInterrupt could land in a finalizer, where Python only prints it. A SIGINT
     # our caller ignores (nohup, a background job of a script) stays ignored.
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+    def stop(*_):
+        stopping.append(1)
+
+    signal.signal(signal.SIGTERM, stop)
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
+        signal.signal(signal.SIGINT, stop)
     sip_sock = app.sip.sock
     browser = [True]  # whether the dashboard's listener had a connection waiting
     if dashboard is not None:
