@@ -95,7 +95,7 @@ def one_round(engine_class, config_class, trace_class, phone_class, calls, toget
 def refuser(n):
     """A function that refuses n new INVITEs (each its own Call-ID and branch) through an
     Overload shedding everything, and builds each 503's bytes, as host mode's drain does."""
-    from overload_cost import INVITE, shed_everything
+    from overload_cost import invite, shed_everything
 
     from switchboard.overload import SHED, Overload
 
@@ -108,7 +108,7 @@ def refuser(n):
     def refuse():
         for _ in range(n):
             k = count[0] = count[0] + 1
-            if ov.admit(INVITE % (5060, 5061, k, 5061, k, 5060, k, 5061), source) != SHED:
+            if ov.admit(invite(k), source) != SHED:
                 raise SystemExit("the overload did not refuse an INVITE")
     return refuse
 

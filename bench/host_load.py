@@ -787,15 +787,15 @@ def make_factory(name, workdir, gc_stats=False, gc_mode=None, split=False):
     def make(auth=False, users=0):
         if name == "kamailio":
             return Kamailio(workdir, auth=auth)
-        path = split_path = None
-        if gc_stats:
-            fd, path = tempfile.mkstemp(prefix="gc-", suffix=".txt", dir=workdir)
+        def new_file(prefix, suffix):
+            fd, path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=workdir)
             os.close(fd)
-        if split:
-            fd, split_path = tempfile.mkstemp(prefix="split-", suffix=".json", dir=workdir)
-            os.close(fd)
-        return Switchboard(workdir, users=users if auth else 0, gc_stats=path, gc_mode=gc_mode,
-                           split=split_path)
+            return path
+
+        return Switchboard(workdir, users=users if auth else 0,
+                           gc_stats=new_file("gc-", ".txt") if gc_stats else None,
+                           gc_mode=gc_mode,
+                           split=new_file("split-", ".json") if split else None)
 
     return make
 

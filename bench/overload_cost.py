@@ -54,6 +54,11 @@ BYE = (b"BYE sip:1002@127.0.0.2:%d SIP/2.0\r\n"
        b"CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n")
 
 
+def invite(k, port=5060, me=5061):
+    """INVITE number k (its own Call-ID, From tag and branch) from 127.0.0.3:me to port."""
+    return INVITE % (port, me, k, me, k, port, k, me)
+
+
 def header(data, name):
     start = data.find(b"\r\n" + name + b": ") + len(name) + 4
     return data[start:data.find(b"\r\n", start)]
@@ -81,7 +86,7 @@ def one_round(app, client, port, calls, chunk, first):
     spent = 0.0
     for start in range(first, first + calls, chunk):
         for k in range(start, start + chunk):
-            client.sendto(INVITE % (port, me, k, me, k, port, k, me), dest)
+            client.sendto(invite(k, port, me), dest)
         t = time.process_time()
         app.step()
         spent += time.process_time() - t
@@ -110,7 +115,7 @@ def admit_only(overload_class, calls):
     ov = overload_class()
     shed_everything(ov)
     source = ("127.0.0.3", 5061)
-    invites = [INVITE % (5060, 5061, k, 5061, k, 5060, k, 5061) for k in range(calls)]
+    invites = [invite(k) for k in range(calls)]
     acks = [ACK % (5060, 5061, k, 5061, k, b"<sip:1002@127.0.0.1>;tag=sbov000001", k)
             for k in range(calls)]
     byes = [BYE % (5060, 5061, k, 5061, k, k) for k in range(calls)]
@@ -120,8 +125,7 @@ def admit_only(overload_class, calls):
             ov = overload_class(memory=calls)
             shed_everything(ov)
             ov.share = 1
-            batch = [INVITE % (5060, 5061, k, 5061, k, 5060, k, 5061)
-                     for k in range(calls, 2 * calls)]
+            batch = [invite(k) for k in range(calls, 2 * calls)]
         t = time.process_time()
         for data in batch:
             ov.admit(data, source)

@@ -86,8 +86,7 @@ if _SPLIT:
     _clock = time.perf_counter_ns
     # ns and calls: "read" buckets hold a datagram's socket read and its admit() together,
     # by the verdict admit() gave; "engine" by message kind; "sent" by 503 or not
-    _split = {"read": {}, "engine": {}, "sent": {}, "drain": [0, 0], "step": [0, 0],
-              "tick": [0, 0]}
+    _split = {"read": {}, "engine": {}, "sent": {}, "step": [0, 0], "tick": [0, 0]}
     _last_read = [0]
 
     def _add(bucket, key, ns):
@@ -179,7 +178,6 @@ if _SPLIT:
     Overload.admit = _wrap_timed(Overload.admit, _after_admit)
     Engine.receive = _wrap_timed(Engine.receive, _after_receive)
     Engine.tick = _wrap_timed(Engine.tick, _after_total("tick"))
-    App.drain = _wrap_timed(App.drain, _after_total("drain"))
     App.step = _wrap_timed(App.step, _after_total("step"))
 
     def _dump_split():
