@@ -33,7 +33,7 @@ UNKNOWN = ("busio", "", "", "", "", "", 150, "unknown")
 # auth.py, MD5 and auth's table of 64 nonce counts (about 3 KB when full); the dashboard adds
 # adafruit_httpserver, the socket pool, http.py, and views.py, stats.py, trace.py, endcall.py
 # (issue 16: 80 KB with them, measured with tests/w5500/budget.py as the board loads them).
-IMPORTS = {"base": 108, "digest": 13, "dashboard": 80, "overload": 5}
+IMPORTS = {"base": 108, "digest": 13, "dashboard": 80, "overload": 6}
 # Bytes per table entry on the 32-bit VM, rounded up: a binding with its rate-limit source
 # (265 + 74 B, bench/vm_tables.py and bench/vm_memory.py), a transaction in progress with
 # its request (a ringing call's two: about 1.7 KB each; finished, a transaction is one small
@@ -62,7 +62,7 @@ def features(heap_kb):
     """Default features for a heap budget: the dashboard only where it fits beside SIP and
     digest with 25 KB left for the tables (32 phones)."""
     need = IMPORTS["base"] + IMPORTS["digest"] + IMPORTS["dashboard"] + WORKING_KB + 25
-    # overload control (switchboard.overload: 4.9 KB as .mpy) likewise: off on RP2040 boards
+    # overload control (switchboard.overload: 5.6 KB as .mpy) likewise: off on RP2040 boards
     spare = IMPORTS["base"] + IMPORTS["digest"] + IMPORTS["overload"] + WORKING_KB + 25
     return {"dashboard": heap_kb >= need, "overload": heap_kb >= spare}
 
