@@ -328,3 +328,16 @@ def test_a_retransmission_let_through_is_absorbed_however_its_branch_is_written(
     assert ov.admit(ALICE.invite("1002", "u2"), SOURCE) == SHED
     ov.share = 100
     assert ov.admit(loud, SOURCE) == ABSORB
+
+
+def test_missing_lines_are_dropped_only_where_they_are_read():
+    """Let through on its plain To line, a request without a Call-ID goes to the engine
+    (which answers it); one whose To is written compact is scanned, and dropped; refused,
+    it is dropped too (there is nothing to build the 503 from)."""
+    no_call_id = _request(b"To: <sip:1002@h>").replace(b"Call-ID: q1\r\n", b"")
+    ov = Overload(free=0)
+    ov.share, ov.shedding = 50, True
+    assert ov.admit(no_call_id, SOURCE) == PASS  # the share's turn is not a refusal
+    assert ov.admit(no_call_id, SOURCE) == DROP  # it is: the 503 needs the Call-ID
+    compact = no_call_id.replace(b"\r\nTo: ", b"\r\nt: ")
+    assert ov.admit(compact, SOURCE) == DROP  # a pass turn, but scanned to tell it new
