@@ -59,6 +59,15 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
+def read_text(path):
+    """A small file's text, stripped, or "unknown"."""
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return "unknown"
+
+
 def load_average():
     try:
         return "%.2f %.2f %.2f" % os.getloadavg()
@@ -133,6 +142,16 @@ def process_cpu(pid):
     """utime + stime (seconds) of one process, None when it is gone."""
     stat = proc_stat(pid)
     return None if stat is None else stat[1]
+
+
+def run_queue_wait(pid):
+    """Seconds a process (its main thread) has spent runnable but waiting for a CPU
+    (/proc/PID/schedstat, kernel scheduler statistics), or None."""
+    try:
+        with open("/proc/%d/schedstat" % pid) as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def rss_mb(pid):

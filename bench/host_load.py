@@ -15,8 +15,10 @@ call failed (caller or callee) and 99% of the calls were done at >= 95% of the a
 behind but is rescued by retransmissions has not kept up). Per step: failures and
 why, retransmissions, INVITE-to-200 p50/p99 (sipp -trace_rtt; sipp's clock counts whole
 milliseconds), the server's CPU seconds per 1000 calls (utime + stime from /proc/PID/stat;
-for Kamailio summed over all its processes), the load generator's CPU, datagrams the kernel
-dropped at the server's socket (/proc/net/udp) and Switchboard's resident memory.
+for Kamailio summed over all its processes), how long the server was runnable but waited
+for a CPU ("server waited": /proc/PID/schedstat; the load generator shares the 2 cores), the
+load generator's CPU, datagrams the kernel dropped at the server's socket and at the sipp
+sockets (/proc/net/udp; every sipp asks for SIPP_BUFFER) and Switchboard's resident memory.
 
 Overload: after the call ramps, each server gets steps past capacity, at multiples of
 Switchboard's highest zero-failure rate (--overload-factors, default 2 and 4x; or
@@ -24,8 +26,9 @@ Switchboard's highest zero-failure rate (--overload-factors, default 2 and 4x; o
 the caller takes a 503 as an answer (ACKs it, ends the call). Per step: calls completed
 (and per second of offered load, and as a share of Switchboard's zero-failure rate), calls
 that got no final answer at all, 503s and how long after the INVITE they came (p99, max,
-how many after 1 s), retransmissions, CPU per 1000 calls offered and completed, and
-Switchboard's own counters (shed, shed_absorbed, overloads, ...) from /api/status.
+how many after 1 s), retransmissions, CPU per 1000 calls offered and completed, the server's
+CPU and run-queue wait, the load generator's CPU, and Switchboard's own counters (shed,
+shed_absorbed, overloads, ...) from /api/status.
 
 REGISTER: unique users, one REGISTER each, each step on a freshly started server so every
 REGISTER makes a new binding: without authentication through sipp (-inf users CSV), with
@@ -124,6 +127,9 @@ class Switchboard:
         self.hm.read_available(0)  # keep its output pipe drained
         return bl.process_cpu(self.pid)
 
+    def waited(self):
+        return bl.run_queue_wait(self.pid)
+
     def counters(self):
         """The counters of /api/status ({} without a dashboard)."""
         try:
@@ -178,6 +184,14 @@ class Kamailio:
                 total += cpu
         return total
 
+    def waited(self):
+        total = 0.0
+        for pid in self.pids:
+            wait = bl.run_queue_wait(pid)
+            if wait is not None:
+                total += wait
+        return total
+
     def problems(self):
         return [line for line in self.child.output().splitlines() if "ERROR" in line]
 
@@ -194,6 +208,13 @@ class Kamailio:
 
 
 # --- sipp ----------------------------------------------------------------------------------
+# Each sipp socket's send and receive buffer (-buff_size; Linux doubles it, up to
+# net.core.rmem_max). sipp's own default, 64 KB, let its caller drop the 503s of a burst
+# past capacity (section 4.15 of docs/performance.md): the load generator must not be what
+# drops. The servers get what they ask for (Switchboard 4 MB, Kamailio its default).
+SIPP_BUFFER = 4 << 20
+
+
 def sipp_argv(scenario, local, remote=None, rate=None, calls=1, timeout=30, extra=()):
     ip, port = local
     argv = [bl.sipp_path()]
@@ -210,6 +231,7 @@ def sipp_argv(scenario, local, remote=None, rate=None, calls=1, timeout=30, extr
         "-recv_timeout", "10000",
         "-trace_stat", "-stf", "stat.csv",
         "-trace_err", "-error_file", "errors.log",
+        "-buff_size", str(SIPP_BUFFER),
     ]
     if rate:
         argv += ["-r", str(rate), "-l", str(max(100, rate * 20))]
@@ -262,9 +284,11 @@ class Step:
         self.p50 = self.p99 = None
         self.mean = None
         self.cpu = 0.0
+        self.waited = None  # seconds the server was runnable but had no CPU
         self.wall = 0.0
         self.sipp_cpu = 0.0
         self.drops = None
+        self.client_drops = None  # dropped at the sipp sockets (caller and callee)
         self.rss = None
         self.t0 = self.t1 = 0.0
         self.gc_events = []
@@ -282,26 +306,37 @@ class Step:
             str(self.failed) + (" (%s)" % reasons if reasons else ""), str(self.retrans),
             bl.fmt(self.p50, "%.1f"), bl.fmt(self.p99, "%.1f"),
             bl.fmt(self.cpu_per_1000, "%.3f"), "%.0f%%" % (100 * self.cpu / self.wall),
+            waited_share(self.waited, self.wall),
             "%.0f%%" % (100 * self.sipp_cpu / self.wall), bl.fmt(self.drops, "%d"),
+            bl.fmt(self.client_drops, "%d"),
             bl.fmt(self.rss, "%.0f"),
             "ok" if self.ok else "FAIL" + (" " + self.note if self.note else ""),
         ]
 
 
 HEADER = ["rate/s", "done/s", "done", "failed", "retrans", "p50 ms", "p99 ms", "cpu s/1000",
-          "server cpu", "client cpu", "server drops", "rss MB", "result"]
+          "server cpu", "server waited", "client cpu", "server drops", "client drops", "rss MB",
+          "result"]
+
+
+def waited_share(waited, wall):
+    """The server's run-queue wait as a share of the step's wall time ("-" when unknown)."""
+    return "-" if waited is None else "%.0f%%" % (100 * waited / max(wall, 0.001))
 
 
 def begin_measure(server, step):
-    """Server CPU and socket drops at the start of a step (step.t0 set)."""
+    """Server CPU, run-queue wait and socket drops at the start of a step (step.t0 set)."""
     step.t0 = time.monotonic()
-    return server.cpu(), bl.udp_drops(*server.addr)
+    return server.cpu(), bl.udp_drops(*server.addr), server.waited()
 
 
 def end_measure(server, step, before):
     """Fill step's wall time, server CPU, drops and RSS since begin_measure()."""
-    cpu0, drops0 = before
+    cpu0, drops0, waited0 = before
     cpu1 = server.cpu()
+    waited1 = server.waited()
+    if waited0 is not None and waited1 is not None:
+        step.waited = waited1 - waited0
     drops1 = bl.udp_drops(*server.addr)
     step.t1 = time.monotonic()
     step.wall = step.t1 - step.t0
@@ -312,14 +347,25 @@ def end_measure(server, step, before):
     step.cpu = (cpu1 or 0.0) - (cpu0 or 0.0)
 
 
-def measure(server, step, uac_argv, folder, extra_procs=(), seconds=10):
-    """Run the caller sipp to its end while measuring the server; fill step."""
+def measure(server, step, uac_argv, folder, extra_procs=(), seconds=10, watch=()):
+    """Run the caller sipp to its end while measuring the server; fill step. watch: the
+    sipp sockets' (ip, port) whose kernel drops are summed into step.client_drops (read
+    while sipp runs: a socket's counter goes with it)."""
     before = begin_measure(server, step)
     uac = sipp(uac_argv, os.path.join(folder, "uac"))
+    drops = {}
     try:
-        uac.finish(seconds + 45)
+        end = time.monotonic() + seconds + 45
+        while uac.poll() is None and time.monotonic() < end:
+            for addr in watch:
+                seen = bl.udp_drops(*addr)
+                if seen is not None:
+                    drops[addr] = max(seen, drops.get(addr, 0))
+            time.sleep(0.25)
     finally:
         uac.stop()
+    if watch:
+        step.client_drops = sum(drops.values())
     end_measure(server, step, before)
     for proc in extra_procs:
         proc.finish(15)
@@ -360,7 +406,7 @@ def call_step(server, callee, rate, seconds, workdir, hold_ms, scenario="uac_cal
         argv = sipp_argv(scenario, local, server.addr, rate, n, seconds + 30,
                          ["-s", CALLEE, "-key", "user", CALLER, "-d", str(hold_ms),
                           "-trace_rtt", "-rtt_freq", rtt_freq(n)])
-        measure(server, step, argv, folder, [uas], seconds)
+        measure(server, step, argv, folder, [uas], seconds, (local, callee))
     finally:
         uas.stop()
     uas_stat = bl.read_stat(os.path.join(folder, "uas", "stat.csv"))
@@ -396,8 +442,11 @@ class OverloadStep:
                        if k.startswith("callee_")}
         self.retrans = step.retrans
         self.cpu = step.cpu
+        self.waited = step.waited
+        self.sipp_cpu = step.sipp_cpu
         self.wall = step.wall
         self.drops = step.drops
+        self.client_drops = step.client_drops
         # completed calls per second of offered load (the n calls took n / rate seconds)
         self.goodput = self.completed * self.rate / float(self.n)
         self.counters = {}
@@ -414,7 +463,10 @@ class OverloadStep:
             bl.fmt(self.shed_p99, "%.0f"), bl.fmt(self.shed_max, "%.0f"), str(self.shed_late),
             str(self.retrans), bl.fmt(1000.0 * self.cpu / self.n, "%.3f"),
             bl.fmt(1000.0 * self.cpu / self.completed if self.completed else None, "%.3f"),
-            "%.0f%%" % (100 * self.cpu / max(self.wall, 0.001)), bl.fmt(self.drops, "%d"),
+            "%.0f%%" % (100 * self.cpu / max(self.wall, 0.001)),
+            waited_share(self.waited, self.wall),
+            "%.0f%%" % (100 * self.sipp_cpu / max(self.wall, 0.001)), bl.fmt(self.drops, "%d"),
+            bl.fmt(self.client_drops, "%d"),
             callee or "0",
         ]
 
@@ -422,7 +474,8 @@ class OverloadStep:
 OVERLOAD_HEADER = ["server", "offered/s", "completed", "completed/s", "of zero-failure",
                    "failed (no answer)", "503s", "503 p99 ms", "503 max ms", "503 > 1 s",
                    "retrans", "cpu s/1000 offered", "cpu s/1000 completed", "server cpu",
-                   "server drops", "callee failed"]
+                   "server waited", "client cpu", "server drops", "client drops",
+                   "callee failed"]
 
 
 OVERLOAD_COUNTERS = ("received", "shed", "shed_absorbed", "overloads", "retransmitted",
@@ -485,7 +538,7 @@ def register_step(make_server, auth, rate, seconds, workdir, users_csv):
             local = (REG_IP, free_port(host=REG_IP))
             argv = sipp_argv("register.xml", local, server.addr, rate, n, seconds + 30,
                              ["-inf", users_csv, "-trace_rtt", "-rtt_freq", rtt_freq(n)])
-            measure(server, step, argv, folder, (), seconds)
+            measure(server, step, argv, folder, (), seconds, (local,))
         problems = server.problems()
         if problems:
             step.note = problems[-1][-120:]
@@ -764,6 +817,8 @@ def main():
         extra.append("kamailio: %s (%s, 2 UDP workers)"
                      % (bl._run(["kamailio", "-v"]).splitlines()[0],
                         os.path.relpath(KAMAILIO_CFG, bl.ROOT)))
+    extra.append("net.core.rmem_max: %s (caps every socket's buffer; sipp asks for %d)"
+                 % (bl.read_text("/proc/sys/net/core/rmem_max"), SIPP_BUFFER))
     extra.append("switchboard settings: %s" % " ".join("%s=%s" % kv for kv in SETTINGS.items()))
     extra.append("call steps %d s, hold %d ms; REGISTER steps %d s (fresh server each)"
                  % (args.call_seconds, args.hold_ms, args.reg_seconds))
