@@ -18,7 +18,9 @@ milliseconds), the server's CPU seconds per 1000 calls (utime + stime from /proc
 for Kamailio summed over all its processes), how long the server was runnable but waited
 for a CPU ("server waited": /proc/PID/schedstat; the load generator shares the 2 cores), the
 load generator's CPU, datagrams the kernel dropped at the server's socket and at the sipp
-sockets (/proc/net/udp; every sipp asks for SIPP_BUFFER) and Switchboard's resident memory.
+sockets (/proc/net/udp; every sipp asks for SIPP_BUFFER), Switchboard's resident memory, and
+how fast the machine was just before the step ("engine us/call": engine_speed(), the engine
+alone, the same code in every step).
 
 Overload: after the call ramps, each server gets steps past capacity, at multiples of
 Switchboard's highest zero-failure rate (--overload-factors, default 2 and 4x; or
@@ -52,6 +54,7 @@ as capacity.
 """
 
 import argparse
+import gc
 import json
 import os
 import pstats
@@ -289,6 +292,7 @@ class Step:
         self.sipp_cpu = 0.0
         self.drops = None
         self.client_drops = None  # dropped at the sipp sockets (caller and callee)
+        self.speed = None  # engine_speed() just before a call step (us per call)
         self.rss = None
         self.t0 = self.t1 = 0.0
         self.gc_events = []
@@ -308,15 +312,15 @@ class Step:
             bl.fmt(self.cpu_per_1000, "%.3f"), "%.0f%%" % (100 * self.cpu / self.wall),
             waited_share(self.waited, self.wall),
             "%.0f%%" % (100 * self.sipp_cpu / self.wall), bl.fmt(self.drops, "%d"),
-            bl.fmt(self.client_drops, "%d"),
+            bl.fmt(self.client_drops, "%d"), bl.fmt(self.speed, "%.0f"),
             bl.fmt(self.rss, "%.0f"),
             "ok" if self.ok else "FAIL" + (" " + self.note if self.note else ""),
         ]
 
 
 HEADER = ["rate/s", "done/s", "done", "failed", "retrans", "p50 ms", "p99 ms", "cpu s/1000",
-          "server cpu", "server waited", "client cpu", "server drops", "client drops", "rss MB",
-          "result"]
+          "server cpu", "server waited", "client cpu", "server drops", "client drops",
+          "engine us/call", "rss MB", "result"]
 
 
 def waited_share(waited, wall):
@@ -389,9 +393,38 @@ def measure(server, step, uac_argv, folder, extra_procs=(), seconds=10, watch=()
     return uac
 
 
+SPEED_CALLS = 300  # calls of the engine alone in each of engine_speed()'s three rounds
+
+
+def engine_speed():
+    """Microseconds of CPU per call of the engine alone (bench/engine_calls.py's calls, the
+    middle of three rounds of SPEED_CALLS, in this process, collector off), measured just
+    before a call step: how fast the machine was then. On a shared virtual machine this
+    moves by a quarter within minutes (docs/performance.md 4.15), and the overload targets
+    compare steps measured minutes apart."""
+    import engine_calls
+    from flows import Phone
+
+    from switchboard.config import Config
+    from switchboard.engine import Engine
+    from switchboard.trace import Trace
+
+    relay = engine_calls.host_relay()
+    rounds = []
+    gc.disable()
+    try:
+        for _ in range(3):
+            spent = engine_calls.one_round(Engine, Config, Trace, Phone, SPEED_CALLS, 50, relay)
+            rounds.append(1e6 * sum(spent.values()) / SPEED_CALLS)
+    finally:
+        gc.enable()
+    return sorted(rounds)[1]
+
+
 def call_step(server, callee, rate, seconds, workdir, hold_ms, scenario="uac_call.xml"):
     n = rate * seconds
     step = Step("invite", rate, n)
+    step.speed = engine_speed()
     folder = os.path.join(workdir, "%s-%s-%d" % (server.label, scenario[:-4], rate))
     step.folder = folder
     uas = sipp(sipp_argv("uas_answer.xml", callee, calls=n, timeout=seconds + 45,
@@ -447,6 +480,7 @@ class OverloadStep:
         self.wall = step.wall
         self.drops = step.drops
         self.client_drops = step.client_drops
+        self.speed = step.speed
         # completed calls per second of offered load (the n calls took n / rate seconds)
         self.goodput = self.completed * self.rate / float(self.n)
         self.counters = {}
@@ -466,7 +500,7 @@ class OverloadStep:
             "%.0f%%" % (100 * self.cpu / max(self.wall, 0.001)),
             waited_share(self.waited, self.wall),
             "%.0f%%" % (100 * self.sipp_cpu / max(self.wall, 0.001)), bl.fmt(self.drops, "%d"),
-            bl.fmt(self.client_drops, "%d"),
+            bl.fmt(self.client_drops, "%d"), bl.fmt(self.speed, "%.0f"),
             callee or "0",
         ]
 
@@ -475,7 +509,7 @@ OVERLOAD_HEADER = ["server", "offered/s", "completed", "completed/s", "of zero-f
                    "failed (no answer)", "503s", "503 p99 ms", "503 max ms", "503 > 1 s",
                    "retrans", "cpu s/1000 offered", "cpu s/1000 completed", "server cpu",
                    "server waited", "client cpu", "server drops", "client drops",
-                   "callee failed"]
+                   "engine us/call", "callee failed"]
 
 
 OVERLOAD_COUNTERS = ("received", "shed", "shed_absorbed", "overloads", "retransmitted",
