@@ -18,9 +18,9 @@ milliseconds), the server's CPU seconds per 1000 calls (utime + stime from /proc
 for Kamailio summed over all its processes), how long the server was runnable but waited
 for a CPU ("server waited": /proc/PID/schedstat; the load generator shares the 2 cores), the
 load generator's CPU, datagrams the kernel dropped at the server's socket and at the sipp
-sockets (/proc/net/udp; every sipp asks for SIPP_BUFFER), Switchboard's resident memory, and
-how fast the machine was just before the step ("engine us/call": engine_speed(), the engine
-alone, the same code in every step).
+sockets (/proc/net/udp; every sipp asks for a 4 MB buffer, --sipp-buffer), Switchboard's
+resident memory, and how fast the machine was just before the step ("engine us/call":
+engine_speed(), the engine alone, the same code in every step).
 
 Overload: after the call ramps, each server gets steps past capacity, at multiples of
 Switchboard's highest zero-failure rate (--overload-factors, default 2 and 4x; or
@@ -215,7 +215,8 @@ class Kamailio:
 # net.core.rmem_max). sipp's own default, 64 KB, let its caller drop the 503s of a burst
 # past capacity (section 4.15 of docs/performance.md): the load generator must not be what
 # drops. The servers get what they ask for (Switchboard 4 MB, Kamailio its default).
-SIPP_BUFFER = 4 << 20
+# --sipp-buffer 0 leaves sipp its default (how the runs before 4.15 were made).
+SIPP_BUFFER = [4 << 20]
 
 
 def sipp_argv(scenario, local, remote=None, rate=None, calls=1, timeout=30, extra=()):
@@ -234,8 +235,9 @@ def sipp_argv(scenario, local, remote=None, rate=None, calls=1, timeout=30, extr
         "-recv_timeout", "10000",
         "-trace_stat", "-stf", "stat.csv",
         "-trace_err", "-error_file", "errors.log",
-        "-buff_size", str(SIPP_BUFFER),
     ]
+    if SIPP_BUFFER[0]:
+        argv += ["-buff_size", str(SIPP_BUFFER[0])]
     if rate:
         argv += ["-r", str(rate), "-l", str(max(100, rate * 20))]
     argv += list(extra)
@@ -833,6 +835,8 @@ def main():
                         help="time Switchboard's loop by what each datagram was (refused call, "
                              "call) through bench/profile_hook, and print where the time went")
     parser.add_argument("--keep", action="store_true", help="keep the sipp logs (path printed)")
+    parser.add_argument("--sipp-buffer", type=int, default=SIPP_BUFFER[0], metavar="BYTES",
+                        help="each sipp socket's buffer (-buff_size); 0: sipp's default")
     args = parser.parse_args()
     servers = [s.strip().lower() for s in args.servers.split(",") if s.strip()]
     if args.profile:
@@ -851,8 +855,10 @@ def main():
         extra.append("kamailio: %s (%s, 2 UDP workers)"
                      % (bl._run(["kamailio", "-v"]).splitlines()[0],
                         os.path.relpath(KAMAILIO_CFG, bl.ROOT)))
-    extra.append("net.core.rmem_max: %s (caps every socket's buffer; sipp asks for %d)"
-                 % (bl.read_text("/proc/sys/net/core/rmem_max"), SIPP_BUFFER))
+    SIPP_BUFFER[0] = args.sipp_buffer
+    extra.append("net.core.rmem_max: %s (caps every socket's buffer); sipp -buff_size: %s"
+                 % (bl.read_text("/proc/sys/net/core/rmem_max"),
+                    SIPP_BUFFER[0] or "not given (sipp's default)"))
     extra.append("switchboard settings: %s" % " ".join("%s=%s" % kv for kv in SETTINGS.items()))
     extra.append("call steps %d s, hold %d ms; REGISTER steps %d s (fresh server each)"
                  % (args.call_seconds, args.hold_ms, args.reg_seconds))
