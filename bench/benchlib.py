@@ -144,6 +144,17 @@ def process_cpu(pid):
     return None if stat is None else stat[1]
 
 
+def steal_seconds():
+    """CPU seconds the hypervisor gave to others while this virtual machine's CPUs wanted to
+    run (the "steal" column of /proc/stat's cpu line, all CPUs together), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def run_queue_wait(pid):
     """Seconds a process (its main thread) has spent runnable but waiting for a CPU
     (/proc/PID/schedstat, kernel scheduler statistics), or None."""

@@ -17,10 +17,12 @@ why, retransmissions, INVITE-to-200 p50/p99 (sipp -trace_rtt; sipp's clock count
 milliseconds), the server's CPU seconds per 1000 calls (utime + stime from /proc/PID/stat;
 for Kamailio summed over all its processes), how long the server was runnable but waited
 for a CPU ("server waited": /proc/PID/schedstat; the load generator shares the 2 cores), the
-load generator's CPU, datagrams the kernel dropped at the server's socket and at the sipp
-sockets (/proc/net/udp; every sipp asks for a 4 MB buffer, --sipp-buffer), Switchboard's
-resident memory, and how fast the machine was just before the step ("engine us/call":
-engine_speed(), the engine alone, the same code in every step).
+CPU time the hypervisor gave elsewhere while this machine wanted it ("steal", /proc/stat, both
+CPUs together, as a share of one CPU over the step), the load generator's CPU, datagrams
+the kernel dropped at the server's socket and at the sipp sockets (/proc/net/udp; every sipp
+asks for a 4 MB buffer, --sipp-buffer), Switchboard's resident memory, and how fast the
+machine was just before the step ("engine us/call": engine_speed(), the engine alone, the
+same code in every step).
 
 Overload: after the call ramps, each server gets steps past capacity, at multiples of
 Switchboard's highest zero-failure rate (--overload-factors, default 2 and 4x; or
@@ -290,6 +292,7 @@ class Step:
         self.mean = None
         self.cpu = 0.0
         self.waited = None  # seconds the server was runnable but had no CPU
+        self.steal = None  # seconds of CPU the hypervisor took from this machine (both CPUs)
         self.wall = 0.0
         self.sipp_cpu = 0.0
         self.drops = None
@@ -312,7 +315,7 @@ class Step:
             str(self.failed) + (" (%s)" % reasons if reasons else ""), str(self.retrans),
             bl.fmt(self.p50, "%.1f"), bl.fmt(self.p99, "%.1f"),
             bl.fmt(self.cpu_per_1000, "%.3f"), "%.0f%%" % (100 * self.cpu / self.wall),
-            waited_share(self.waited, self.wall),
+            waited_share(self.waited, self.wall), waited_share(self.steal, self.wall),
             "%.0f%%" % (100 * self.sipp_cpu / self.wall), bl.fmt(self.drops, "%d"),
             bl.fmt(self.client_drops, "%d"), bl.fmt(self.speed, "%.0f"),
             bl.fmt(self.rss, "%.0f"),
@@ -321,24 +324,28 @@ class Step:
 
 
 HEADER = ["rate/s", "done/s", "done", "failed", "retrans", "p50 ms", "p99 ms", "cpu s/1000",
-          "server cpu", "server waited", "client cpu", "server drops", "client drops",
+          "server cpu", "server waited", "steal", "client cpu", "server drops", "client drops",
           "engine us/call", "rss MB", "result"]
 
 
 def waited_share(waited, wall):
-    """The server's run-queue wait as a share of the step's wall time ("-" when unknown)."""
+    """Seconds of waiting (the server's run-queue wait, the machine's steal) as a share of
+    the step's wall time ("-" when unknown)."""
     return "-" if waited is None else "%.0f%%" % (100 * waited / max(wall, 0.001))
 
 
 def begin_measure(server, step):
     """Server CPU, run-queue wait and socket drops at the start of a step (step.t0 set)."""
     step.t0 = time.monotonic()
-    return server.cpu(), bl.udp_drops(*server.addr), server.waited()
+    return server.cpu(), bl.udp_drops(*server.addr), server.waited(), bl.steal_seconds()
 
 
 def end_measure(server, step, before):
     """Fill step's wall time, server CPU, drops and RSS since begin_measure()."""
-    cpu0, drops0, waited0 = before
+    cpu0, drops0, waited0, steal0 = before
+    steal1 = bl.steal_seconds()
+    if steal0 is not None and steal1 is not None:
+        step.steal = steal1 - steal0
     cpu1 = server.cpu()
     waited1 = server.waited()
     if waited0 is not None and waited1 is not None:
@@ -478,6 +485,7 @@ class OverloadStep:
         self.retrans = step.retrans
         self.cpu = step.cpu
         self.waited = step.waited
+        self.steal = step.steal
         self.sipp_cpu = step.sipp_cpu
         self.wall = step.wall
         self.drops = step.drops
@@ -500,7 +508,7 @@ class OverloadStep:
             str(self.retrans), bl.fmt(1000.0 * self.cpu / self.n, "%.3f"),
             bl.fmt(1000.0 * self.cpu / self.completed if self.completed else None, "%.3f"),
             "%.0f%%" % (100 * self.cpu / max(self.wall, 0.001)),
-            waited_share(self.waited, self.wall),
+            waited_share(self.waited, self.wall), waited_share(self.steal, self.wall),
             "%.0f%%" % (100 * self.sipp_cpu / max(self.wall, 0.001)), bl.fmt(self.drops, "%d"),
             bl.fmt(self.client_drops, "%d"), bl.fmt(self.speed, "%.0f"),
             callee or "0",
@@ -510,7 +518,7 @@ class OverloadStep:
 OVERLOAD_HEADER = ["server", "offered/s", "completed", "completed/s", "of zero-failure",
                    "failed (no answer)", "503s", "503 p99 ms", "503 max ms", "503 > 1 s",
                    "retrans", "cpu s/1000 offered", "cpu s/1000 completed", "server cpu",
-                   "server waited", "client cpu", "server drops", "client drops",
+                   "server waited", "steal", "client cpu", "server drops", "client drops",
                    "engine us/call", "callee failed"]
 
 
