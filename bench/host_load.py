@@ -181,21 +181,15 @@ class Kamailio:
         self.gc_stats = None
         self.split = None
 
+    def _sum(self, read):
+        """read(pid) summed over Kamailio's processes (those gone count nothing)."""
+        return sum(value for value in map(read, self.pids) if value is not None)
+
     def cpu(self):
-        total = 0.0
-        for pid in self.pids:
-            cpu = bl.process_cpu(pid)
-            if cpu is not None:
-                total += cpu
-        return total
+        return self._sum(bl.process_cpu)
 
     def waited(self):
-        total = 0.0
-        for pid in self.pids:
-            wait = bl.run_queue_wait(pid)
-            if wait is not None:
-                total += wait
-        return total
+        return self._sum(bl.run_queue_wait)
 
     def problems(self):
         return [line for line in self.child.output().splitlines() if "ERROR" in line]
