@@ -246,10 +246,15 @@ class Child:
         self.elapsed = time.monotonic() - self.started
         self._log.close()
 
-    def finish(self, timeout):
-        """Wait up to timeout seconds, then stop it; returns the exit code."""
+    def finish(self, timeout, tick=None, period=0.25):
+        """Wait up to timeout seconds, then stop it; returns the exit code. tick(), when
+        given, is called about every period seconds while it runs."""
         end = time.monotonic() + timeout
+        due = 0.0
         while self.poll() is None and time.monotonic() < end:
+            if tick is not None and time.monotonic() >= due:
+                tick()
+                due = time.monotonic() + period
             time.sleep(0.02)
         if self.returncode is None:
             self.stop()

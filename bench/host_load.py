@@ -212,7 +212,8 @@ class Kamailio:
 # past capacity (section 4.15 of docs/performance.md): the load generator must not be what
 # drops. The servers get what they ask for (Switchboard 4 MB, Kamailio its default).
 # --sipp-buffer 0 leaves sipp its default (how the runs before 4.15 were made).
-SIPP_BUFFER = [4 << 20]
+SIPP_BUFFER = 4 << 20
+sipp_buffer = SIPP_BUFFER  # what sipp_argv() gives (--sipp-buffer)
 
 
 def sipp_argv(scenario, local, remote=None, rate=None, calls=1, timeout=30, extra=()):
@@ -232,8 +233,8 @@ def sipp_argv(scenario, local, remote=None, rate=None, calls=1, timeout=30, extr
         "-trace_stat", "-stf", "stat.csv",
         "-trace_err", "-error_file", "errors.log",
     ]
-    if SIPP_BUFFER[0]:
-        argv += ["-buff_size", str(SIPP_BUFFER[0])]
+    if sipp_buffer:
+        argv += ["-buff_size", str(sipp_buffer)]
     if rate:
         argv += ["-r", str(rate), "-l", str(max(100, rate * 20))]
     argv += list(extra)
@@ -308,9 +309,9 @@ class Step:
             str(self.rate), "%.0f" % self.achieved, "%d/%d" % (self.done, self.n),
             str(self.failed) + (" (%s)" % reasons if reasons else ""), str(self.retrans),
             bl.fmt(self.p50, "%.1f"), bl.fmt(self.p99, "%.1f"),
-            bl.fmt(self.cpu_per_1000, "%.3f"), "%.0f%%" % (100 * self.cpu / self.wall),
-            waited_share(self.waited, self.wall), waited_share(self.steal, self.wall),
-            "%.0f%%" % (100 * self.sipp_cpu / self.wall), bl.fmt(self.drops, "%d"),
+            bl.fmt(self.cpu_per_1000, "%.3f"), of_wall(self.cpu, self.wall),
+            of_wall(self.waited, self.wall), of_wall(self.steal, self.wall),
+            of_wall(self.sipp_cpu, self.wall), bl.fmt(self.drops, "%d"),
             bl.fmt(self.client_drops, "%d"), bl.fmt(self.speed, "%.0f"),
             bl.fmt(self.rss, "%.0f"),
             "ok" if self.ok else "FAIL" + (" " + self.note if self.note else ""),
@@ -322,10 +323,15 @@ HEADER = ["rate/s", "done/s", "done", "failed", "retrans", "p50 ms", "p99 ms", "
           "engine us/call", "rss MB", "result"]
 
 
-def waited_share(waited, wall):
-    """Seconds of waiting (the server's run-queue wait, the machine's steal) as a share of
-    the step's wall time ("-" when unknown)."""
-    return "-" if waited is None else "%.0f%%" % (100 * waited / max(wall, 0.001))
+def of_wall(seconds, wall):
+    """Seconds of CPU or of waiting over a step as a share of its wall time ("-" when
+    unknown)."""
+    return "-" if seconds is None else "%.0f%%" % (100 * seconds / max(wall, 0.001))
+
+
+def delta(before, after):
+    """after - before, or None when either reading failed."""
+    return None if before is None or after is None else after - before
 
 
 def begin_measure(server, step):
@@ -335,20 +341,15 @@ def begin_measure(server, step):
 
 
 def end_measure(server, step, before):
-    """Fill step's wall time, server CPU, drops and RSS since begin_measure()."""
+    """Fill step's wall time, server CPU, run-queue wait, steal, drops and RSS since
+    begin_measure()."""
     cpu0, drops0, waited0, steal0 = before
-    steal1 = bl.steal_seconds()
-    if steal0 is not None and steal1 is not None:
-        step.steal = steal1 - steal0
+    step.steal = delta(steal0, bl.steal_seconds())
     cpu1 = server.cpu()
-    waited1 = server.waited()
-    if waited0 is not None and waited1 is not None:
-        step.waited = waited1 - waited0
-    drops1 = bl.udp_drops(*server.addr)
+    step.waited = delta(waited0, server.waited())
+    step.drops = delta(drops0, bl.udp_drops(*server.addr))
     step.t1 = time.monotonic()
     step.wall = step.t1 - step.t0
-    if drops0 is not None and drops1 is not None:
-        step.drops = drops1 - drops0
     if isinstance(server, Switchboard):
         step.rss = bl.rss_mb(server.pid)
     step.cpu = (cpu1 or 0.0) - (cpu0 or 0.0)
@@ -361,14 +362,15 @@ def measure(server, step, uac_argv, folder, extra_procs=(), seconds=10, watch=()
     before = begin_measure(server, step)
     uac = sipp(uac_argv, os.path.join(folder, "uac"))
     drops = {}
+
+    def read_drops():
+        for addr in watch:
+            seen = bl.udp_drops(*addr)
+            if seen is not None:
+                drops[addr] = max(seen, drops.get(addr, 0))
+
     try:
-        end = time.monotonic() + seconds + 45
-        while uac.poll() is None and time.monotonic() < end:
-            for addr in watch:
-                seen = bl.udp_drops(*addr)
-                if seen is not None:
-                    drops[addr] = max(seen, drops.get(addr, 0))
-            time.sleep(0.25)
+        uac.finish(seconds + 45, read_drops if watch else None)
     finally:
         uac.stop()
     if watch:
@@ -501,9 +503,9 @@ class OverloadStep:
             bl.fmt(self.shed_p99, "%.0f"), bl.fmt(self.shed_max, "%.0f"), str(self.shed_late),
             str(self.retrans), bl.fmt(1000.0 * self.cpu / self.n, "%.3f"),
             bl.fmt(1000.0 * self.cpu / self.completed if self.completed else None, "%.3f"),
-            "%.0f%%" % (100 * self.cpu / max(self.wall, 0.001)),
-            waited_share(self.waited, self.wall), waited_share(self.steal, self.wall),
-            "%.0f%%" % (100 * self.sipp_cpu / max(self.wall, 0.001)), bl.fmt(self.drops, "%d"),
+            of_wall(self.cpu, self.wall), of_wall(self.waited, self.wall),
+            of_wall(self.steal, self.wall), of_wall(self.sipp_cpu, self.wall),
+            bl.fmt(self.drops, "%d"),
             bl.fmt(self.client_drops, "%d"), bl.fmt(self.speed, "%.0f"),
             callee or "0",
         ]
@@ -837,7 +839,7 @@ def main():
                         help="time Switchboard's loop by what each datagram was (refused call, "
                              "call) through bench/profile_hook, and print where the time went")
     parser.add_argument("--keep", action="store_true", help="keep the sipp logs (path printed)")
-    parser.add_argument("--sipp-buffer", type=int, default=SIPP_BUFFER[0], metavar="BYTES",
+    parser.add_argument("--sipp-buffer", type=int, default=SIPP_BUFFER, metavar="BYTES",
                         help="each sipp socket's buffer (-buff_size); 0: sipp's default")
     args = parser.parse_args()
     servers = [s.strip().lower() for s in args.servers.split(",") if s.strip()]
@@ -857,10 +859,11 @@ def main():
         extra.append("kamailio: %s (%s, 2 UDP workers)"
                      % (bl._run(["kamailio", "-v"]).splitlines()[0],
                         os.path.relpath(KAMAILIO_CFG, bl.ROOT)))
-    SIPP_BUFFER[0] = args.sipp_buffer
+    global sipp_buffer
+    sipp_buffer = args.sipp_buffer
     extra.append("net.core.rmem_max: %s (caps every socket's buffer); sipp -buff_size: %s"
                  % (bl.read_text("/proc/sys/net/core/rmem_max"),
-                    SIPP_BUFFER[0] or "not given (sipp's default)"))
+                    sipp_buffer or "not given (sipp's default)"))
     extra.append("switchboard settings: %s" % " ".join("%s=%s" % kv for kv in SETTINGS.items()))
     extra.append("call steps %d s, hold %d ms; REGISTER steps %d s (fresh server each)"
                  % (args.call_seconds, args.hold_ms, args.reg_seconds))
