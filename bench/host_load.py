@@ -32,7 +32,11 @@ the caller takes a 503 as an answer (ACKs it, ends the call). Per step: calls co
 that got no final answer at all, 503s and how long after the INVITE they came (p99, max,
 how many after 1 s), retransmissions, CPU per 1000 calls offered and completed, the server's
 CPU and run-queue wait, the load generator's CPU, and Switchboard's own counters (shed,
-shed_absorbed, overloads, ...) from /api/status.
+shed_absorbed, overloads, ...) from /api/status. Just before each of Switchboard's overload
+steps, its zero-failure rate runs again on a fresh server with the ramp's strict scenario
+("zero-failure again": passed or not, its CPU per 1000 calls and share of a core; --no-confirm
+leaves it out): the machine's speed moves within minutes (docs/performance.md 4.15), and this
+says whether it still carried the rate the step is compared with, seconds before the step.
 
 REGISTER: unique users, one REGISTER each, each step on a freshly started server so every
 REGISTER makes a new binding: without authentication through sipp (-inf users CSV), with
@@ -491,6 +495,7 @@ class OverloadStep:
         self.goodput = self.completed * self.rate / float(self.n)
         self.counters = {}
         self.split = None
+        self.again = None  # confirm_step() just before this step (Step), or None
 
     def row(self, zero_failure):
         reasons = ",".join("%s=%d" % kv for kv in sorted(self.reasons.items()))
@@ -508,29 +513,55 @@ class OverloadStep:
             bl.fmt(self.drops, "%d"),
             bl.fmt(self.client_drops, "%d"), bl.fmt(self.speed, "%.0f"),
             callee or "0",
-        ]
+        ] + again_cells(self.again)
+
+
+def again_cells(step):
+    """The overload table's cells for confirm_step(): passed or not, CPU per 1000 calls,
+    server CPU."""
+    if step is None:
+        return ["-", "-", "-"]
+    return [step.row()[-1], bl.fmt(step.cpu_per_1000, "%.3f"), of_wall(step.cpu, step.wall)]
 
 
 OVERLOAD_HEADER = ["server", "offered/s", "completed", "completed/s", "of zero-failure",
                    "failed (no answer)", "503s", "503 p99 ms", "503 max ms", "503 > 1 s",
                    "retrans", "cpu s/1000 offered", "cpu s/1000 completed", "server cpu",
                    "server waited", "steal", "client cpu", "server drops", "client drops",
-                   "engine us/call", "callee failed"]
+                   "engine us/call", "callee failed", "zero-failure again",
+                   "again cpu s/1000", "again server cpu"]
 
 
 OVERLOAD_COUNTERS = ("received", "shed", "shed_absorbed", "overloads", "retransmitted",
                      "answered_5xx", "dropped", "internal_errors")
 
 
-def overload_steps(make, label, rates, seconds, workdir, factors):
-    """Each rate on a fresh server (nothing left over from a ramp): [OverloadStep]."""
+def confirm_step(make, zero, seconds, workdir):
+    """The zero-failure rate again, with the ramp's strict scenario, on a fresh server, just
+    before an overload step: whether the machine still carried it then (Step)."""
+    server = make()
+    try:
+        callee = register_callee(server, workdir)
+        step = call_step(server, callee, zero, seconds, workdir, 0)
+    finally:
+        server.stop()
+    print("   zero-failure rate again: " + "  ".join(step.row()), flush=True)
+    time.sleep(1)
+    return step
+
+
+def overload_steps(make, label, rates, seconds, workdir, factors, confirm=None):
+    """Each rate on a fresh server (nothing left over from a ramp): [OverloadStep]. confirm:
+    a zero-failure rate to run again (confirm_step()) just before each step."""
     out = []
     for rate, factor in zip(rates, factors):
+        again = confirm_step(make, confirm, seconds, workdir) if confirm else None
         server = make()
         try:
             callee = register_callee(server, workdir)
             step = call_step(server, callee, rate, seconds, workdir, 0, "uac_overload.xml")
             result = OverloadStep(label, step, factor)
+            result.again = again
             if isinstance(server, Switchboard):
                 result.counters = server.counters()
             out.append(result)
@@ -825,6 +856,9 @@ def main():
                         help="overload steps at these call rates instead (no ramp needed)")
     parser.add_argument("--zero-failure", type=int,
                         help="with --overload-rates: the zero-failure rate to compare with")
+    parser.add_argument("--no-confirm", dest="confirm", action="store_false",
+                        help="do not run Switchboard's zero-failure rate again (strict "
+                             "scenario, fresh server) just before each of its overload steps")
     parser.add_argument("--skip-auth", action="store_true")
     parser.add_argument("--profile", choices=("calls", "register", "register-auth"),
                         help="instead: one step against Switchboard under cProfile")
@@ -954,7 +988,8 @@ def run_all(args, servers, workdir):
                       % (labels[name], args.call_seconds, bl.load_average()), flush=True)
                 found[labels[name]] = overload_steps(
                     make_factory(name, workdir, False, args.switchboard_gc, args.split),
-                    labels[name], rates, args.call_seconds, workdir, factors)
+                    labels[name], rates, args.call_seconds, workdir, factors,
+                    zero if args.confirm and zero and name == "switchboard" else None)
             overload_table(found, zero)
             if args.split:
                 split_table("Switchboard: overload steps", [
