@@ -655,7 +655,9 @@ def split_row(name, split):
             _per(handling, calls), _per(_ns(read, "pass"), calls),
             _per(_ns(sent, "other"), calls), _per(calling, calls), _share(refusing, step),
             _share(calling, step), _share(split["tick"][0], step),
-            _share(step - refusing - calling - split["tick"][0], step)]
+            _share(step - refusing - calling - split["tick"][0], step),
+            bl.fmt(split.get("step_max", 0) / 1e6 if "step_max" in split else None, "%.1f"),
+            bl.fmt(split.get("step_over_10ms"), "%d")]
 
 
 def split_table(title, splits):
@@ -663,7 +665,8 @@ def split_table(title, splits):
     refused call (its INVITE read and refused, its 503 sent, the ACK to it read and
     absorbed), per call the engine took (every datagram of it read, handled and sent, per
     INVITE), the timers (Engine.tick()) and the rest of App.step() (the dashboard, the loop's
-    own bookkeeping)."""
+    own bookkeeping); and the longest App.step() and how many took over 10 ms: whether the
+    loop ever stalled."""
     splits = [(name, split) for name, split in splits if split]
     if not splits:
         return
@@ -672,7 +675,8 @@ def split_table(title, splits):
     print(bl.table([split_row(name, split) for name, split in splits],
                    ["step", "refused", "INVITE read+refused", "503 sent", "ACK read+absorbed",
                     "us per refused call", "calls (INVITEs)", "engine", "read", "sent",
-                    "us per call", "refusing", "calls", "timers", "rest of step()"]))
+                    "us per call", "refusing", "calls", "timers", "rest of step()",
+                    "longest step() ms", "step() > 10 ms"]))
     kinds = [(name, {k: v[0] / 1000.0 / v[1] for k, v in split["engine"].items() if v[1]})
              for name, split in splits]
     names = sorted({k for _, by in kinds for k in by}, key=lambda k: (k[:1].isdigit(), k))

@@ -86,7 +86,8 @@ if _SPLIT:
     _clock = time.perf_counter_ns
     # ns and calls: "read" buckets hold a datagram's socket read and its admit() together,
     # by the verdict admit() gave; "engine" by message kind; "sent" by 503 or not
-    _split = {"read": {}, "engine": {}, "sent": {}, "step": [0, 0], "tick": [0, 0]}
+    _split = {"read": {}, "engine": {}, "sent": {}, "step": [0, 0], "tick": [0, 0],
+              "step_max": 0, "step_over_10ms": 0}  # whether the loop ever stalls
     _last_read = [0]
 
     def _add(bucket, key, ns):
@@ -144,6 +145,14 @@ if _SPLIT:
             _split[name][1] += 1
         return after
 
+    def _after_step(args, result, ns):
+        _split["step"][0] += ns
+        _split["step"][1] += 1
+        if ns > _split["step_max"]:
+            _split["step_max"] = ns
+        if ns > 10000000:
+            _split["step_over_10ms"] += 1
+
     def _calibrate(rounds=200000):
         """(ns between two clock reads, ns a wrapper adds to the call it wraps), the least
         of five rounds each."""
@@ -178,7 +187,7 @@ if _SPLIT:
     Overload.admit = _wrap_timed(Overload.admit, _after_admit)
     Engine.receive = _wrap_timed(Engine.receive, _after_receive)
     Engine.tick = _wrap_timed(Engine.tick, _after_total("tick"))
-    App.step = _wrap_timed(App.step, _after_total("step"))
+    App.step = _wrap_timed(App.step, _after_step)
 
     def _dump_split():
         with open(_SPLIT, "w") as f:
