@@ -145,9 +145,10 @@ if _SPLIT:
             _split[name][1] += 1
         return after
 
+    _step_total = _after_total("step")
+
     def _after_step(args, result, ns):
-        _split["step"][0] += ns
-        _split["step"][1] += 1
+        _step_total(args, result, ns)
         if ns > _split["step_max"]:
             _split["step_max"] = ns
         if ns > 10000000:
